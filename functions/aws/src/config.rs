@@ -1,0 +1,86 @@
+//! Configuration from the environment, read once at start-up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use push_core::ports::SystemClock;
+use push_core::{Deps, Settings};
+
+use crate::{DynamoStore, SnsGateway};
+
+/// Everything the functions read from their environment.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// `TABLE_NAME`: the single DynamoDB table.
+    pub table_name: String,
+    /// `APNS_PLATFORM_APPLICATION_ARN`: an `APNS` or `APNS_SANDBOX` SNS app.
+    pub apns_application_arn: Option<String>,
+    /// `GCM_PLATFORM_APPLICATION_ARN`: the FCM SNS app (optional).
+    pub gcm_application_arn: Option<String>,
+    pub settings: Settings,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+impl AppConfig {
+    /// Reads `TABLE_NAME`, `APNS_PLATFORM_APPLICATION_ARN`,
+    /// `GCM_PLATFORM_APPLICATION_ARN`, `TOKEN_LIFETIME_SECONDS` (default 30
+    /// days), `PUBSUB_JID` and `PUBLIC_BASE_URL`.
+    pub fn from_env() -> Result<Self, String> {
+        let mut settings = Settings::default();
+        if let Some(raw) = var("TOKEN_LIFETIME_SECONDS") {
+            let seconds: u64 = raw.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                format!("TOKEN_LIFETIME_SECONDS must be a positive whole number, not {raw:?}")
+            })?;
+            settings.token_lifetime = Duration::from_secs(seconds);
+        }
+        settings.pubsub_jid = var("PUBSUB_JID").unwrap_or_default();
+        settings.public_base_url = var("PUBLIC_BASE_URL");
+        Ok(AppConfig {
+            table_name: var("TABLE_NAME").ok_or("TABLE_NAME is not set")?,
+            apns_application_arn: var("APNS_PLATFORM_APPLICATION_ARN"),
+            gcm_application_arn: var("GCM_PLATFORM_APPLICATION_ARN"),
+            settings,
+        })
+    }
+}
+
+/// The SDK configuration: standard sources, bounded retries and timeouts so a
+/// slow dependency becomes a `503` well before the Lambda's own timeout.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// Builds the ports once; the handlers share them for the process's life.
+pub fn build_deps(sdk: &SdkConfig, config: &AppConfig) -> Deps {
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let sns = aws_sdk_sns::Client::new(sdk);
+    Deps {
+        store: Arc::new(DynamoStore::new(dynamo, config.table_name.clone())),
+        push: Arc::new(SnsGateway::new(
+            sns,
+            config.apns_application_arn.clone(),
+            config.gcm_application_arn.clone(),
+        )),
+        clock: Arc::new(SystemClock),
+        settings: config.settings.clone(),
+    }
+}

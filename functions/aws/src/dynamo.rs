@@ -1,0 +1,782 @@
+//! [`Store`] on one DynamoDB table. Every uniqueness rule is a conditional
+//! write or a transaction; every read on a request path is a `GetItem` or a
+//! `Query`, never a `Scan`.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem,
+    WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use push_core::model::{
+    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushTokenClaim, TokenRecord,
+};
+use push_core::ports::{
+    ClaimChange, CreateAccountError, DeviceWrite, PortError, Store, WriteConflict,
+};
+use push_core::time::Micros;
+use serde::{Deserialize, Serialize};
+
+use crate::errors::port_error;
+use crate::keys;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Real DynamoDB rejects a `BatchWriteItem` of more than 25 requests.
+const BATCH_LIMIT: usize = 25;
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AccountItem {
+    pk: String,
+    sk: String,
+    id: String,
+    username: String,
+    email: String,
+    password_hash: String,
+    created_us: Micros,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EmailItem {
+    pk: String,
+    sk: String,
+    account_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyItem {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    account_id: String,
+    username: String,
+    email: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeviceItem {
+    pk: String,
+    sk: String,
+    id: String,
+    owner: String,
+    kind: DeviceKind,
+    registration_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_id: Option<String>,
+    active: bool,
+    created_us: Micros,
+    endpoint_arn: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClaimItem {
+    pk: String,
+    sk: String,
+    owner: String,
+    device_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TokenItem {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    token: String,
+    owner: String,
+    device_id: String,
+    kind: DeviceKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    created_us: Micros,
+    expires_us: Micros,
+    /// TTL: DynamoDB removes the item some time after this (epoch seconds).
+    expires_at: i64,
+}
+
+impl From<DeviceItem> for DeviceRecord {
+    fn from(i: DeviceItem) -> Self {
+        DeviceRecord {
+            id: i.id,
+            owner: i.owner,
+            kind: i.kind,
+            registration_id: i.registration_id,
+            name: i.name,
+            device_id: i.device_id,
+            active: i.active,
+            created_us: i.created_us,
+            endpoint_arn: i.endpoint_arn,
+        }
+    }
+}
+
+impl From<&DeviceRecord> for DeviceItem {
+    fn from(d: &DeviceRecord) -> Self {
+        let (pk, sk) = keys::device(&d.owner, &d.id);
+        DeviceItem {
+            pk,
+            sk,
+            id: d.id.clone(),
+            owner: d.owner.clone(),
+            kind: d.kind,
+            registration_id: d.registration_id.clone(),
+            name: d.name.clone(),
+            device_id: d.device_id.clone(),
+            active: d.active,
+            created_us: d.created_us,
+            endpoint_arn: d.endpoint_arn.clone(),
+        }
+    }
+}
+
+impl From<TokenItem> for TokenRecord {
+    fn from(i: TokenItem) -> Self {
+        TokenRecord {
+            token: i.token,
+            owner: i.owner,
+            device_id: i.device_id,
+            kind: i.kind,
+            name: i.name,
+            created_us: i.created_us,
+            expires_us: i.expires_us,
+        }
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn key((pk, sk): (String, String)) -> Item {
+    HashMap::from([(keys::PK.to_string(), s(pk)), (keys::SK.to_string(), s(sk))])
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<Item, PortError> {
+    serde_dynamo::to_item(value).map_err(|e| PortError::Internal(format!("item encoding: {e}")))
+}
+
+fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, PortError> {
+    serde_dynamo::from_item(item).map_err(|e| PortError::Internal(format!("item decoding: {e}")))
+}
+
+fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
+    PortError::Internal(format!("request building: {e}"))
+}
+
+/// The cancellation reason codes of a cancelled transaction, by item index;
+/// `None` when the error is not a cancellation.
+fn cancellation_codes<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<String>> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_string())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    err: &SdkError<E, R>,
+) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: String) -> Self {
+        DynamoStore { client, table }
+    }
+
+    fn put(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, PortError> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some(c) = condition {
+            put = put.condition_expression(c);
+        }
+        for (name, value) in values {
+            put = put.expression_attribute_values(name, value);
+        }
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(build_err)?)
+            .build())
+    }
+
+    fn delete(
+        &self,
+        k: Item,
+        condition: Option<&str>,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, PortError> {
+        let mut delete = Delete::builder().table_name(&self.table).set_key(Some(k));
+        if let Some(c) = condition {
+            delete = delete.condition_expression(c);
+        }
+        for (name, value) in values {
+            delete = delete.expression_attribute_values(name, value);
+        }
+        Ok(TransactWriteItem::builder()
+            .delete(delete.build().map_err(build_err)?)
+            .build())
+    }
+
+    async fn get(&self, k: Item) -> Result<Option<Item>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(k))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("GetItem", e))?;
+        Ok(out.item)
+    }
+
+    /// All items of a base-table partition whose sort key starts with `prefix`.
+    async fn query_partition(&self, pk: String, prefix: &str) -> Result<Vec<Item>, PortError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true);
+        self.collect(query).await
+    }
+
+    /// All `gsi1` items of an account whose `gsi1sk` starts with `prefix`.
+    async fn query_owned(&self, owner: &str, prefix: &str) -> Result<Vec<Item>, PortError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+            .expression_attribute_values(":pk", s(keys::owner(owner)))
+            .expression_attribute_values(":prefix", s(prefix));
+        self.collect(query).await
+    }
+
+    async fn collect(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, PortError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| port_error("Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Deletes items by key, 25 at a time, retrying what DynamoDB left unprocessed.
+    async fn delete_all(&self, item_keys: Vec<Item>) -> Result<(), PortError> {
+        for chunk in item_keys.chunks(BATCH_LIMIT) {
+            let mut requests = chunk
+                .iter()
+                .map(|k| {
+                    DeleteRequest::builder()
+                        .set_key(Some(k.clone()))
+                        .build()
+                        .map(|d| WriteRequest::builder().delete_request(d).build())
+                        .map_err(build_err)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            for attempt in 0..5u32 {
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("BatchWriteItem", e))?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+            }
+            if !requests.is_empty() {
+                return Err(PortError::Unavailable(
+                    "BatchWriteItem left items unprocessed".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn item_key(item: &Item) -> Item {
+        item.iter()
+            .filter(|(name, _)| *name == keys::PK || *name == keys::SK)
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect()
+    }
+
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>>
+    {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn get_account(&self, username: &str) -> Result<Option<AccountRecord>, PortError> {
+        let Some(item) = self.get(key(keys::account(username))).await? else {
+            return Ok(None);
+        };
+        let a: AccountItem = from_item(item)?;
+        Ok(Some(AccountRecord {
+            id: a.id,
+            username: a.username,
+            email: a.email,
+            password_hash: a.password_hash,
+            created_us: a.created_us,
+        }))
+    }
+
+    async fn create_account(
+        &self,
+        account: &AccountRecord,
+        api_key: &ApiKeyRecord,
+    ) -> Result<(), CreateAccountError> {
+        let (pk, sk) = keys::account(&account.username);
+        let mut items = vec![self.put(
+            to_item(&AccountItem {
+                pk,
+                sk,
+                id: account.id.clone(),
+                username: account.username.clone(),
+                email: account.email.clone(),
+                password_hash: account.password_hash.clone(),
+                created_us: account.created_us,
+            })?,
+            Some("attribute_not_exists(pk)"),
+            vec![],
+        )?];
+        if !account.email.is_empty() {
+            let (pk, sk) = keys::email(&account.email);
+            items.push(self.put(
+                to_item(&EmailItem {
+                    pk,
+                    sk,
+                    account_id: account.id.clone(),
+                })?,
+                Some("attribute_not_exists(pk)"),
+                vec![],
+            )?);
+        }
+        items.push(self.put(to_item(&key_item(api_key))?, None, vec![])?);
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(err) => match cancellation_codes(&err) {
+                Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
+                    Err(CreateAccountError::UsernameTaken)
+                }
+                Some(codes) if codes.get(1).is_some_and(|c| c == "ConditionalCheckFailed") => {
+                    Err(CreateAccountError::EmailTaken)
+                }
+                _ => Err(port_error("TransactWriteItems", err).into()),
+            },
+        }
+    }
+
+    async fn put_api_key(&self, api_key: &ApiKeyRecord) -> Result<(), PortError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&key_item(api_key))?))
+            .send()
+            .await
+            .map_err(|e| port_error("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn get_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, PortError> {
+        let Some(item) = self.get(key(keys::api_key(key_hash))).await? else {
+            return Ok(None);
+        };
+        let k: KeyItem = from_item(item)?;
+        Ok(Some(ApiKeyRecord {
+            key_hash: key_hash.to_string(),
+            account_id: k.account_id,
+            username: k.username,
+            email: k.email,
+        }))
+    }
+
+    async fn delete_account(
+        &self,
+        account_id: &str,
+        username: &str,
+        email: &str,
+    ) -> Result<(), PortError> {
+        // Devices (and the claims on their push tokens), tokens, the email and
+        // username claims; API keys last, so a failed attempt can be retried.
+        let devices = self.list_devices(account_id).await?;
+        for device in &devices {
+            self.release_claim(device).await?;
+        }
+        let owned = self.query_owned(account_id, "").await?;
+        let (api_keys, others): (Vec<Item>, Vec<Item>) = owned.into_iter().partition(
+            |item| matches!(item.get(keys::SK), Some(AttributeValue::S(sk)) if sk == "KEY"),
+        );
+        let mut doomed: Vec<Item> = devices
+            .iter()
+            .map(|d| key(keys::device(&d.owner, &d.id)))
+            .collect();
+        doomed.extend(others.iter().map(Self::item_key));
+        if !email.is_empty() {
+            doomed.push(key(keys::email(email)));
+        }
+        doomed.push(key(keys::account(username)));
+        self.delete_all(doomed).await?;
+        self.delete_all(api_keys.iter().map(Self::item_key).collect())
+            .await
+    }
+
+    async fn list_devices(&self, owner: &str) -> Result<Vec<DeviceRecord>, PortError> {
+        let (pk, _) = keys::device(owner, "");
+        self.query_partition(pk, keys::DEVICE_PREFIX)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<DeviceItem>(item).map(DeviceRecord::from))
+            .collect()
+    }
+
+    async fn get_device(&self, owner: &str, id: &str) -> Result<Option<DeviceRecord>, PortError> {
+        match self.get(key(keys::device(owner, id))).await? {
+            Some(item) => Ok(Some(from_item::<DeviceItem>(item)?.into())),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_claim(
+        &self,
+        kind: DeviceKind,
+        registration_id: &str,
+    ) -> Result<Option<PushTokenClaim>, PortError> {
+        match self.get(key(keys::claim(kind, registration_id))).await? {
+            Some(item) => {
+                let c: ClaimItem = from_item(item)?;
+                Ok(Some(PushTokenClaim {
+                    owner: c.owner,
+                    device_id: c.device_id,
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn save_device(&self, write: &DeviceWrite) -> Result<(), WriteConflict> {
+        let device = &write.device;
+        let device_condition = if write.is_new {
+            "attribute_not_exists(pk)"
+        } else {
+            "attribute_exists(pk)"
+        };
+        let mut items = vec![self.put(
+            to_item(&DeviceItem::from(device))?,
+            Some(device_condition),
+            vec![],
+        )?];
+        let (pk, sk) = keys::claim(device.kind, &device.registration_id);
+        let claim = to_item(&ClaimItem {
+            pk,
+            sk,
+            owner: device.owner.clone(),
+            device_id: device.id.clone(),
+        })?;
+        match &write.claim {
+            ClaimChange::Keep => {}
+            ClaimChange::Create => {
+                items.push(self.put(claim, Some("attribute_not_exists(pk)"), vec![])?)
+            }
+            ClaimChange::TakeFrom(previous) => {
+                items.push(self.put(
+                    claim,
+                    Some("device_id = :previous"),
+                    vec![(":previous", s(&previous.device_id))],
+                )?);
+                items.push(self.delete(
+                    key(keys::device(&previous.owner, &previous.device_id)),
+                    None,
+                    vec![],
+                )?);
+            }
+        }
+        if let Some(old_token) = &write.release_claim_of {
+            items.push(self.delete(
+                key(keys::claim(device.kind, old_token)),
+                Some("attribute_not_exists(pk) OR device_id = :me"),
+                vec![(":me", s(&device.id))],
+            )?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(err)
+                if cancellation_codes(&err).is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict")
+                }) =>
+            {
+                Err(WriteConflict::Conflict)
+            }
+            Err(err) => Err(port_error("TransactWriteItems", err).into()),
+        }
+    }
+
+    async fn delete_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
+        let items = vec![
+            self.delete(
+                key(keys::device(&device.owner, &device.id)),
+                Some("attribute_exists(pk)"),
+                vec![],
+            )?,
+            self.delete(
+                key(keys::claim(device.kind, &device.registration_id)),
+                Some("attribute_not_exists(pk) OR device_id = :me"),
+                vec![(":me", s(&device.id))],
+            )?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(err) => match cancellation_codes(&err) {
+                Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
+                    Ok(false)
+                }
+                // The claim already belongs to another device: ours goes alone.
+                Some(codes) if codes.get(1).is_some_and(|c| c == "ConditionalCheckFailed") => self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::device(&device.owner, &device.id))))
+                    .return_values(ReturnValue::AllOld)
+                    .send()
+                    .await
+                    .map(|out| out.attributes.is_some())
+                    .map_err(|e| port_error("DeleteItem", e)),
+                _ => Err(port_error("TransactWriteItems", err)),
+            },
+        }
+    }
+
+    async fn set_device_active(
+        &self,
+        owner: &str,
+        id: &str,
+        active: bool,
+    ) -> Result<(), PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::device(owner, id))))
+            .update_expression("SET #active = :active")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#active", "active")
+            .expression_attribute_values(":active", AttributeValue::Bool(active))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failed(&e) => Ok(()),
+            Err(e) => Err(port_error("UpdateItem", e)),
+        }
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), WriteConflict> {
+        let (pk, sk) = keys::token(&token.token);
+        let item = TokenItem {
+            pk,
+            sk,
+            gsi1pk: keys::owner(&token.owner),
+            gsi1sk: format!("{}{}", keys::TOKEN_PREFIX, token.token),
+            token: token.token.clone(),
+            owner: token.owner.clone(),
+            device_id: token.device_id.clone(),
+            kind: token.kind,
+            name: token.name.clone(),
+            created_us: token.created_us,
+            expires_us: token.expires_us,
+            expires_at: token.expires_us.div_euclid(1_000_000) + 1,
+        };
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::device(&token.owner, &token.device_id))))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(build_err)?;
+        let items = vec![
+            self.put(to_item(&item)?, Some("attribute_not_exists(pk)"), vec![])?,
+            TransactWriteItem::builder().condition_check(check).build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(err)
+                if cancellation_codes(&err)
+                    .is_some_and(|c| c.iter().any(|c| c == "ConditionalCheckFailed")) =>
+            {
+                Err(WriteConflict::Conflict)
+            }
+            Err(err) => Err(port_error("TransactWriteItems", err).into()),
+        }
+    }
+
+    async fn get_token(&self, token: &str) -> Result<Option<TokenRecord>, PortError> {
+        match self.get(key(keys::token(token))).await? {
+            Some(item) => Ok(Some(from_item::<TokenItem>(item)?.into())),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_tokens(&self, owner: &str) -> Result<Vec<TokenRecord>, PortError> {
+        self.query_owned(owner, keys::TOKEN_PREFIX)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<TokenItem>(item).map(TokenRecord::from))
+            .collect()
+    }
+
+    async fn rename_token(
+        &self,
+        owner: &str,
+        token: &str,
+        name: Option<&str>,
+        now_us: Micros,
+    ) -> Result<Option<TokenRecord>, PortError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::token(token))))
+            .condition_expression("attribute_exists(pk) AND #owner = :owner AND expires_us > :now")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":now", AttributeValue::N(now_us.to_string()))
+            .return_values(ReturnValue::AllNew);
+        update = match name {
+            Some(n) => update
+                .update_expression("SET #name = :name")
+                .expression_attribute_values(":name", s(n)),
+            None => update.update_expression("REMOVE #name"),
+        };
+        match update.send().await {
+            Ok(out) => match out.attributes {
+                Some(item) => Ok(Some(from_item::<TokenItem>(item)?.into())),
+                None => Ok(None),
+            },
+            Err(e) if conditional_failed(&e) => Ok(None),
+            Err(e) => Err(port_error("UpdateItem", e)),
+        }
+    }
+
+    async fn delete_token(
+        &self,
+        owner: &str,
+        token: &str,
+        now_us: Micros,
+    ) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::token(token))))
+            .condition_expression("attribute_exists(pk) AND #owner = :owner AND expires_us > :now")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":now", AttributeValue::N(now_us.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(port_error("DeleteItem", e)),
+        }
+    }
+
+    async fn delete_device_tokens(&self, owner: &str, device_id: &str) -> Result<(), PortError> {
+        let doomed = self
+            .query_owned(owner, keys::TOKEN_PREFIX)
+            .await?
+            .into_iter()
+            .filter(|item| matches!(item.get("device_id"), Some(AttributeValue::S(d)) if d == device_id))
+            .map(|item| Self::item_key(&item))
+            .collect();
+        self.delete_all(doomed).await
+    }
+}
+
+impl DynamoStore {
+    async fn release_claim(&self, device: &DeviceRecord) -> Result<(), PortError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::claim(device.kind, &device.registration_id))))
+            .condition_expression("device_id = :me")
+            .expression_attribute_values(":me", s(&device.id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failed(&e) => Ok(()),
+            Err(e) => Err(port_error("DeleteItem", e)),
+        }
+    }
+}
+
+fn key_item(k: &ApiKeyRecord) -> KeyItem {
+    let (pk, sk) = keys::api_key(&k.key_hash);
+    KeyItem {
+        pk,
+        sk,
+        gsi1pk: keys::owner(&k.account_id),
+        gsi1sk: format!("{}{}", keys::KEY_PREFIX, k.key_hash),
+        account_id: k.account_id.clone(),
+        username: k.username.clone(),
+        email: k.email.clone(),
+    }
+}

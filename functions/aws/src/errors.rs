@@ -1,0 +1,57 @@
+//! Turning SDK errors into [`PortError`]s by meaning.
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use push_core::ports::PortError;
+
+/// Error codes that mean "try again later" across DynamoDB and SNS.
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "Throttled",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "KMSThrottling",
+    "KMSThrottlingException",
+    "TransactionInProgressException",
+];
+
+/// Whether an SDK error means the service is unreachable, slow or throttling.
+pub fn is_transient<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => service
+            .err()
+            .code()
+            .is_some_and(|c| TRANSIENT_CODES.contains(&c)),
+        _ => false,
+    }
+}
+
+/// Classifies an SDK error; the text kept is the error's code and message only.
+pub fn port_error<E, R>(operation: &str, err: SdkError<E, R>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let detail = format!(
+        "{operation}: {} {}",
+        err.code().unwrap_or("no-code"),
+        err.message().unwrap_or_else(|| match &err {
+            SdkError::TimeoutError(_) => "timeout",
+            SdkError::DispatchFailure(_) => "dispatch failure (service unreachable)",
+            SdkError::ResponseError(_) => "unreadable response",
+            _ => "",
+        })
+    );
+    if is_transient(&err) {
+        PortError::Unavailable(detail)
+    } else {
+        PortError::Internal(detail)
+    }
+}

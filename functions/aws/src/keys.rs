@@ -1,0 +1,62 @@
+//! Every key of the single table, built in one place.
+//!
+//! | item            | pk                         | sk              | gsi1pk / gsi1sk          |
+//! |-----------------|----------------------------|-----------------|--------------------------|
+//! | account         | `USER#<username>`          | `ACCOUNT`       |                          |
+//! | email claim     | `EMAIL#<lower-case email>` | `EMAIL`         |                          |
+//! | API key         | `KEY#<sha256(key)>`        | `KEY`           | `ACCT#<id>` / `KEY#…`    |
+//! | device          | `ACCT#<account id>`        | `DEVICE#<id>`   |                          |
+//! | push-token claim| `PUSH#<kind>#<sha256(tok)>`| `PUSH`          |                          |
+//! | whitelist token | `TOKEN#<token>`            | `TOKEN`         | `ACCT#<id>` / `TOKEN#…`  |
+//!
+//! An account's devices share its partition (one strongly consistent `Query`
+//! on the knock path); its API keys and tokens are found through `gsi1`.
+
+use push_core::model::DeviceKind;
+use push_core::secrets::sha256_hex;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const GSI1: &str = "gsi1";
+pub const GSI1PK: &str = "gsi1pk";
+pub const GSI1SK: &str = "gsi1sk";
+/// The table's TTL attribute (epoch seconds).
+pub const TTL: &str = "expires_at";
+
+pub const DEVICE_PREFIX: &str = "DEVICE#";
+pub const TOKEN_PREFIX: &str = "TOKEN#";
+pub const KEY_PREFIX: &str = "KEY#";
+
+pub fn account(username: &str) -> (String, String) {
+    (format!("USER#{username}"), "ACCOUNT".into())
+}
+
+pub fn email(email: &str) -> (String, String) {
+    (format!("EMAIL#{}", email.to_lowercase()), "EMAIL".into())
+}
+
+pub fn api_key(key_hash: &str) -> (String, String) {
+    (format!("KEY#{key_hash}"), "KEY".into())
+}
+
+/// The partition of everything an account owns in the base table, and its
+/// `gsi1` partition.
+pub fn owner(account_id: &str) -> String {
+    format!("ACCT#{account_id}")
+}
+
+pub fn device(owner_id: &str, device_id: &str) -> (String, String) {
+    (owner(owner_id), format!("{DEVICE_PREFIX}{device_id}"))
+}
+
+/// Push tokens can be 4 KB; partition keys must stay under 2 KB, so hash.
+pub fn claim(kind: DeviceKind, registration_id: &str) -> (String, String) {
+    (
+        format!("PUSH#{}#{}", kind.as_str(), sha256_hex(registration_id)),
+        "PUSH".into(),
+    )
+}
+
+pub fn token(token: &str) -> (String, String) {
+    (format!("{TOKEN_PREFIX}{token}"), "TOKEN".into())
+}

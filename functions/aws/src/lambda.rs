@@ -1,0 +1,102 @@
+//! The glue between `lambda_http` and the protocol: converting requests and
+//! responses, and the start-up every function's `main` shares.
+
+use std::convert::Infallible;
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use push_core::request::ApiRequest;
+use push_core::{ApiError, ApiResponse, Deps};
+
+use crate::{build_deps, load_sdk_config, AppConfig};
+
+/// Reduces an API Gateway request to what the protocol needs; `None` for a
+/// path outside `/api/v1/`.
+pub fn api_request(req: &Request) -> Option<ApiRequest> {
+    let path = req.uri().path().to_string();
+    let segments = ApiRequest::segments_of(&path)?;
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let scheme = header("x-forwarded-proto")
+        .or_else(|| req.uri().scheme_str().map(str::to_string))
+        .unwrap_or_else(|| "https".into());
+    let host = header("host")
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let params = req.query_string_parameters();
+    let mut query: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if query.is_empty() {
+        query = req
+            .uri()
+            .query()
+            .and_then(|q| serde_urlencoded::from_str(q).ok())
+            .unwrap_or_default();
+    }
+    Some(ApiRequest {
+        method: req.method().as_str().to_string(),
+        segments,
+        query,
+        content_type: header("content-type"),
+        authorization: header("authorization"),
+        origin: format!("{scheme}://{host}"),
+        path,
+        body: bytes::Bytes::copy_from_slice(req.body().as_ref()),
+    })
+}
+
+/// Renders a protocol response for API Gateway.
+pub fn lambda_response(response: ApiResponse) -> Response<Body> {
+    let mut builder = Response::builder().status(response.status);
+    let body = match &response.body {
+        Some(_) => {
+            builder = builder.header("content-type", "application/json");
+            Body::from(response.body_bytes())
+        }
+        None => Body::Empty,
+    };
+    for (name, value) in &response.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder.body(body).unwrap_or_else(|_| {
+        let mut fallback = Response::new(Body::from(r#"{"detail":"Internal server error."}"#));
+        *fallback.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        fallback
+    })
+}
+
+/// Serves one request with a function's router.
+pub async fn serve<F, Fut>(deps: &Deps, req: Request, route: F) -> Response<Body>
+where
+    F: FnOnce(Deps, ApiRequest) -> Fut,
+    Fut: std::future::Future<Output = ApiResponse>,
+{
+    match api_request(&req) {
+        Some(api) => lambda_response(route(deps.clone(), api).await),
+        None => lambda_response(ApiError::NotFound.into_response()),
+    }
+}
+
+/// What every function's `main` does: read the configuration and build the
+/// AWS clients once, then serve invocations until the runtime stops us.
+pub async fn run<F, Fut>(route: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(Deps, ApiRequest) -> Fut + Clone + Send + Sync,
+    Fut: std::future::Future<Output = ApiResponse> + Send,
+{
+    lambda_http::tracing::init_default_subscriber();
+    let config = AppConfig::from_env()?;
+    let sdk = load_sdk_config().await;
+    let deps = build_deps(&sdk, &config);
+    let deps = &deps;
+    lambda_http::run(lambda_http::service_fn(move |req: Request| {
+        let route = route.clone();
+        async move { Ok::<_, Infallible>(serve(deps, req, route).await) }
+    }))
+    .await
+}

@@ -1,0 +1,17 @@
+//! The only crate that imports `aws-sdk-*`: the DynamoDB store, the SNS push
+//! gateway, and configuration read once from the environment.
+//!
+//! Endpoints, credentials and region come from the SDK's standard
+//! configuration (`AWS_ENDPOINT_URL`, `AWS_REGION`, ...): the local emulator is
+//! reached exactly as AWS is, with no special code path.
+
+pub mod config;
+pub mod dynamo;
+pub mod errors;
+pub mod keys;
+pub mod lambda;
+pub mod sns;
+
+pub use config::{build_deps, load_sdk_config, AppConfig};
+pub use dynamo::DynamoStore;
+pub use sns::SnsGateway;

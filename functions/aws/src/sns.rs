@@ -1,0 +1,214 @@
+//! [`PushGateway`] on SNS mobile push: one platform endpoint per device,
+//! managed as AWS recommends (create, on "already exists" adopt, keep its
+//! `Token` current and `Enabled=true`), and publishes with
+//! `MessageStructure=json`.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_sns::error::ProvideErrorMetadata;
+use aws_sdk_sns::types::MessageAttributeValue;
+use aws_sdk_sns::Client;
+use push_core::model::DeviceKind;
+use push_core::ports::{PortError, PublishError, Push, PushGateway};
+use serde_json::json;
+
+use crate::errors::port_error;
+
+pub struct SnsGateway {
+    client: Client,
+    apns_application_arn: Option<String>,
+    gcm_application_arn: Option<String>,
+}
+
+impl SnsGateway {
+    pub fn new(
+        client: Client,
+        apns_application_arn: Option<String>,
+        gcm_application_arn: Option<String>,
+    ) -> Self {
+        SnsGateway {
+            client,
+            apns_application_arn,
+            gcm_application_arn,
+        }
+    }
+
+    fn application(&self, kind: DeviceKind) -> Result<&str, PortError> {
+        match kind {
+            DeviceKind::Apns => self.apns_application_arn.as_deref(),
+            DeviceKind::Gcm => self.gcm_application_arn.as_deref(),
+        }
+        .ok_or_else(|| {
+            PortError::Internal(format!("no platform application for {}", kind.as_str()))
+        })
+    }
+
+    /// The message key SNS expects for a device of this kind: `APNS` or
+    /// `APNS_SANDBOX` (from the application's ARN), or `GCM`.
+    pub fn platform_key(&self, kind: DeviceKind) -> &'static str {
+        match kind {
+            DeviceKind::Apns => match &self.apns_application_arn {
+                Some(arn) if arn.contains(":app/APNS_SANDBOX/") => "APNS_SANDBOX",
+                _ => "APNS",
+            },
+            DeviceKind::Gcm => "GCM",
+        }
+    }
+
+    /// `Some(attributes)` of an endpoint, `None` when it does not exist.
+    async fn attributes(&self, arn: &str) -> Result<Option<HashMap<String, String>>, PortError> {
+        match self
+            .client
+            .get_endpoint_attributes()
+            .endpoint_arn(arn)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(e) if e.code() == Some("NotFound") => Ok(None),
+            Err(e) => Err(port_error("GetEndpointAttributes", e)),
+        }
+    }
+
+    /// Makes an existing endpoint carry `token` and be enabled, if it is not already.
+    async fn refresh(
+        &self,
+        arn: &str,
+        token: &str,
+        attributes: &HashMap<String, String>,
+    ) -> Result<(), PortError> {
+        let current_token = attributes.get("Token").map(String::as_str);
+        let enabled = attributes.get("Enabled").map(String::as_str) == Some("true");
+        if current_token == Some(token) && enabled {
+            return Ok(());
+        }
+        self.client
+            .set_endpoint_attributes()
+            .endpoint_arn(arn)
+            .attributes("Token", token)
+            .attributes("Enabled", "true")
+            .send()
+            .await
+            .map_err(|e| port_error("SetEndpointAttributes", e))?;
+        Ok(())
+    }
+
+    async fn create(&self, kind: DeviceKind, token: &str) -> Result<String, PortError> {
+        let application = self.application(kind)?;
+        let result = self
+            .client
+            .create_platform_endpoint()
+            .platform_application_arn(application)
+            .token(token)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.endpoint_arn.ok_or_else(|| {
+                PortError::Internal("CreatePlatformEndpoint returned no ARN".into())
+            }),
+            // "Endpoint <arn> already exists with the same Token, but different
+            // attributes." — adopt that endpoint.
+            Err(e) if e.code() == Some("InvalidParameter") => e
+                .message()
+                .and_then(existing_endpoint_arn)
+                .ok_or_else(|| port_error("CreatePlatformEndpoint", e)),
+            Err(e) => Err(port_error("CreatePlatformEndpoint", e)),
+        }
+    }
+}
+
+/// The ARN named in SNS's "already exists" message, if that is what it says.
+fn existing_endpoint_arn(message: &str) -> Option<String> {
+    if !message.contains("already exists") {
+        return None;
+    }
+    message
+        .split_whitespace()
+        .find(|w| w.starts_with("arn:"))
+        .map(|w| w.trim_end_matches([',', '.']).to_string())
+}
+
+#[async_trait]
+impl PushGateway for SnsGateway {
+    fn supports(&self, kind: DeviceKind) -> bool {
+        self.application(kind).is_ok()
+    }
+
+    async fn ensure_endpoint(
+        &self,
+        kind: DeviceKind,
+        token: &str,
+        known: Option<&str>,
+    ) -> Result<String, PortError> {
+        if let Some(arn) = known {
+            if let Some(attributes) = self.attributes(arn).await? {
+                self.refresh(arn, token, &attributes).await?;
+                return Ok(arn.to_string());
+            }
+        }
+        let arn = self.create(kind, token).await?;
+        // An identical endpoint may already exist, possibly disabled by SNS.
+        match self.attributes(&arn).await? {
+            Some(attributes) => self.refresh(&arn, token, &attributes).await?,
+            None => return Err(PortError::Unavailable("new endpoint vanished".into())),
+        }
+        Ok(arn)
+    }
+
+    async fn delete_endpoint(&self, arn: &str) -> Result<(), PortError> {
+        match self.client.delete_endpoint().endpoint_arn(arn).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("NotFound") => Ok(()),
+            Err(e) => Err(port_error("DeleteEndpoint", e)),
+        }
+    }
+
+    async fn publish(&self, arn: &str, kind: DeviceKind, push: &Push) -> Result<(), PublishError> {
+        let message = json!({
+            "default": "New Message!",
+            self.platform_key(kind): push.payload,
+        });
+        let mut request = self
+            .client
+            .publish()
+            .target_arn(arn)
+            .message_structure("json")
+            .message(message.to_string());
+        let attributes = [
+            ("AWS.SNS.MOBILE.APNS.PUSH_TYPE", push.apns_push_type),
+            ("AWS.SNS.MOBILE.APNS.PRIORITY", push.apns_priority),
+        ];
+        for (name, value) in attributes {
+            if let Some(value) = value {
+                let attribute = MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(value)
+                    .build()
+                    .map_err(|e| PortError::Internal(format!("message attribute: {e}")))?;
+                request = request.message_attributes(name, attribute);
+            }
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("EndpointDisabled") => Err(PublishError::Disabled),
+            Err(e) if e.code() == Some("NotFound") => Err(PublishError::Gone),
+            Err(e) => Err(PublishError::Port(port_error("Publish", e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arn_from_already_exists_message() {
+        let m = "Invalid parameter: Token Reason: Endpoint arn:aws:sns:us-east-1:123456789012:endpoint/APNS/app/abc already exists with the same Token, but different attributes.";
+        assert_eq!(
+            existing_endpoint_arn(m).as_deref(),
+            Some("arn:aws:sns:us-east-1:123456789012:endpoint/APNS/app/abc")
+        );
+        assert_eq!(existing_endpoint_arn("Invalid parameter: Token"), None);
+    }
+}

@@ -1,0 +1,185 @@
+//! `accounts/`: sign-up doubling as login, the caller's account, deletion.
+
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::model::{AccountRecord, ApiKeyRecord};
+use crate::ports::CreateAccountError;
+use crate::request::{ApiRequest, ApiResponse};
+use crate::{secrets, Deps};
+
+/// Resolves `Authorization: Token <key>` to its holder with one store read.
+pub async fn authenticate(deps: &Deps, req: &ApiRequest) -> Result<ApiKeyRecord, ApiError> {
+    let header = req
+        .authorization
+        .as_deref()
+        .ok_or(ApiError::Unauthenticated(
+            "Authentication credentials were not provided.",
+        ))?;
+    let mut parts = header.split_whitespace();
+    let (Some(scheme), Some(key), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(ApiError::Unauthenticated("Invalid token header."));
+    };
+    if !scheme.eq_ignore_ascii_case("token") {
+        return Err(ApiError::Unauthenticated(
+            "Authentication credentials were not provided.",
+        ));
+    }
+    if key.len() > 200 {
+        return Err(ApiError::Unauthenticated("Invalid token."));
+    }
+    deps.store
+        .get_api_key(&secrets::sha256_hex(key))
+        .await?
+        .ok_or(ApiError::Unauthenticated("Invalid token."))
+}
+
+/// Django's username rule: letters, digits and `@ . + - _`.
+fn valid_username(username: &str) -> bool {
+    username
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '@' | '.' | '+' | '-' | '_'))
+}
+
+fn account_json(id: &str, username: &str, email: &str) -> Value {
+    json!({ "id": id, "username": username, "email": email })
+}
+
+/// `POST accounts/`: creates the account (`201`), or logs in when the username
+/// exists and the password matches (`200`). Either way a fresh API key.
+pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let mut fields = req.fields().await?;
+    let username = fields.required_string("username", 30);
+    if let Some(u) = &username {
+        if !valid_username(u) {
+            fields.error(
+                "username",
+                "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.",
+            );
+        }
+    }
+    let password = fields.required_string("password", 100);
+    let email = fields
+        .opt_string("email", 100)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if !email.is_empty() && !email_address::EmailAddress::is_valid(&email) {
+        fields.error("email", "Enter a valid email address.");
+    }
+    fields.finish()?;
+    let (Some(username), Some(password)) = (username, password) else {
+        return Err(ApiError::Internal("validated fields missing".into()));
+    };
+
+    // Two attempts: a lost race against a concurrent sign-up becomes a login.
+    for _ in 0..2 {
+        if let Some(account) = deps.store.get_account(&username).await? {
+            return login(deps, &account, &password).await;
+        }
+        let password_hash = secrets::hash_password(&password)
+            .map_err(|e| ApiError::Internal(format!("password hashing failed: {e}")))?;
+        let account = AccountRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: username.clone(),
+            email: email.clone(),
+            password_hash,
+            created_us: deps.clock.now_us(),
+        };
+        let key = secrets::new_api_key();
+        let key_record = ApiKeyRecord {
+            key_hash: secrets::sha256_hex(&key),
+            account_id: account.id.clone(),
+            username: account.username.clone(),
+            email: account.email.clone(),
+        };
+        match deps.store.create_account(&account, &key_record).await {
+            Ok(()) => {
+                tracing::info!(account = %account.id, "account created");
+                let mut body = account_json(&account.id, &account.username, &account.email);
+                body["token"] = Value::String(key);
+                return Ok(ApiResponse::json(201, body));
+            }
+            Err(CreateAccountError::UsernameTaken) => continue,
+            Err(CreateAccountError::EmailTaken) => return Err(ApiError::EmailTaken),
+            Err(CreateAccountError::Port(e)) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Unavailable(
+        "account creation kept conflicting".into(),
+    ))
+}
+
+async fn login(
+    deps: &Deps,
+    account: &AccountRecord,
+    password: &str,
+) -> Result<ApiResponse, ApiError> {
+    if !secrets::verify_password(password, &account.password_hash) {
+        tracing::info!(account = %account.id, "login with wrong password");
+        return Err(ApiError::InvalidCredentials);
+    }
+    let key = secrets::new_api_key();
+    deps.store
+        .put_api_key(&ApiKeyRecord {
+            key_hash: secrets::sha256_hex(&key),
+            account_id: account.id.clone(),
+            username: account.username.clone(),
+            email: account.email.clone(),
+        })
+        .await?;
+    let mut body = account_json(&account.id, &account.username, &account.email);
+    body["token"] = Value::String(key);
+    Ok(ApiResponse::json(200, body))
+}
+
+/// `GET accounts/`: the caller's account.
+pub async fn get_own(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(deps, req).await?;
+    Ok(ApiResponse::json(
+        200,
+        account_json(&caller.account_id, &caller.username, &caller.email),
+    ))
+}
+
+/// `GET accounts/<username>/`: the caller's own account; any other name is `404`.
+pub async fn get_named(
+    deps: &Deps,
+    req: &ApiRequest,
+    username: &str,
+) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(deps, req).await?;
+    if caller.username != username {
+        return Err(ApiError::NotFound);
+    }
+    Ok(ApiResponse::json(
+        200,
+        account_json(&caller.account_id, &caller.username, &caller.email),
+    ))
+}
+
+/// `DELETE accounts/<username>/`: the account and everything it owns.
+pub async fn delete_named(
+    deps: &Deps,
+    req: &ApiRequest,
+    username: &str,
+) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(deps, req).await?;
+    if caller.username != username {
+        return Err(ApiError::NotFound);
+    }
+    // Endpoints first: if anything later fails, a retry finds the records and
+    // finishes; deleting an endpoint twice is harmless.
+    let devices = deps.store.list_devices(&caller.account_id).await?;
+    let deletions = devices
+        .iter()
+        .map(|d| deps.push.delete_endpoint(&d.endpoint_arn));
+    for result in futures_util::future::join_all(deletions).await {
+        result?;
+    }
+    deps.store
+        .delete_account(&caller.account_id, &caller.username, &caller.email)
+        .await?;
+    tracing::info!(account = %caller.account_id, devices = devices.len(), "account deleted");
+    Ok(ApiResponse::no_content())
+}

@@ -1,0 +1,391 @@
+//! `device/apns/` and `device/gcm/`: one device per push token in the whole
+//! service, each reachable through one SNS platform endpoint.
+
+use serde_json::{json, Value};
+
+use crate::accounts::authenticate;
+use crate::error::ApiError;
+use crate::fields::Fields;
+use crate::model::{DeviceKind, DeviceRecord};
+use crate::page::page;
+use crate::ports::{ClaimChange, DeviceWrite, WriteConflict};
+use crate::request::{ApiRequest, ApiResponse};
+use crate::time::format_timestamp;
+use crate::Deps;
+
+/// Conditional writes that lose a race are retried this many times.
+const ATTEMPTS: usize = 6;
+
+/// Cleans and checks a push token as PROTOCOL.md says; `Err` is the message.
+pub fn clean_registration_id(kind: DeviceKind, raw: &str) -> Result<String, String> {
+    match kind {
+        DeviceKind::Apns => {
+            let cleaned: String = raw
+                .chars()
+                .filter(|c| !matches!(c, '<' | '>') && !c.is_whitespace())
+                .collect();
+            if cleaned.is_empty() {
+                Err("This field may not be blank.".into())
+            } else if cleaned.len() > 400 {
+                Err("Ensure this field has no more than 400 characters.".into())
+            } else if !cleaned.chars().all(|c| c.is_ascii_hexdigit()) {
+                Err("Enter a valid APNS token: hexadecimal characters only.".into())
+            } else {
+                Ok(cleaned.to_ascii_lowercase())
+            }
+        }
+        DeviceKind::Gcm => {
+            let trimmed = raw.trim();
+            if trimmed.is_empty() {
+                Err("This field may not be blank.".into())
+            } else if trimmed.chars().count() > 4096 {
+                Err("Ensure this field has no more than 4096 characters.".into())
+            } else if trimmed.chars().any(char::is_whitespace) {
+                Err("Enter a valid FCM registration token: no whitespace.".into())
+            } else {
+                Ok(trimmed.to_string())
+            }
+        }
+    }
+}
+
+pub fn device_json(device: &DeviceRecord) -> Value {
+    json!({
+        "id": device.id,
+        "registration_id": device.registration_id,
+        "name": device.name,
+        "device_id": device.device_id,
+        "active": device.active,
+        "date_created": format_timestamp(device.created_us),
+    })
+}
+
+/// The fields of a device body. `None` means "not sent".
+struct DeviceInput {
+    registration_id: Option<String>,
+    name: Option<Option<String>>,
+    device_id: Option<Option<String>>,
+    active: Option<bool>,
+}
+
+fn read_input(kind: DeviceKind, fields: &mut Fields, require_token: bool) -> DeviceInput {
+    let registration_id = if require_token || fields.has("registration_id") {
+        fields
+            .required_string("registration_id", usize::MAX)
+            .and_then(|raw| match clean_registration_id(kind, &raw) {
+                Ok(clean) => Some(clean),
+                Err(message) => {
+                    fields.error("registration_id", message);
+                    None
+                }
+            })
+    } else {
+        None
+    };
+    let mut optional = |name: &str| fields.has(name).then(|| fields.opt_string(name, 255));
+    let name = optional("name");
+    let device_id = optional("device_id");
+    let active = fields.opt_bool("active");
+    DeviceInput {
+        registration_id,
+        name,
+        device_id,
+        active,
+    }
+}
+
+fn kind_supported(deps: &Deps, kind: DeviceKind) -> Result<(), ApiError> {
+    if deps.push.supports(kind) {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            "registration_id",
+            format!(
+                "This server is not configured for {} devices.",
+                kind.as_str()
+            ),
+        ))
+    }
+}
+
+/// `GET device/<kind>/`: page object of the caller's devices of that kind.
+pub async fn list(
+    deps: &Deps,
+    req: &ApiRequest,
+    kind: DeviceKind,
+) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(deps, req).await?;
+    let mut devices: Vec<DeviceRecord> = deps
+        .store
+        .list_devices(&caller.account_id)
+        .await?
+        .into_iter()
+        .filter(|d| d.kind == kind)
+        .collect();
+    devices.sort_by_key(sort_key);
+    let body = page(
+        req,
+        deps.settings.public_base_url.as_deref(),
+        &devices,
+        sort_key,
+        device_json,
+    )?;
+    Ok(ApiResponse::json(200, body))
+}
+
+fn sort_key(d: &DeviceRecord) -> String {
+    format!("{:020}/{}", d.created_us, d.id)
+}
+
+/// `POST device/<kind>/`: `201` with a new device, `200` with the caller's
+/// existing device for that push token.
+pub async fn register(
+    deps: &Deps,
+    req: &ApiRequest,
+    kind: DeviceKind,
+) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(deps, req).await?;
+    let mut fields = req.fields().await?;
+    let input = read_input(kind, &mut fields, true);
+    fields.finish()?;
+    kind_supported(deps, kind)?;
+    let Some(registration_id) = input.registration_id.clone() else {
+        return Err(ApiError::Internal(
+            "validated registration_id missing".into(),
+        ));
+    };
+    let owner = caller.account_id;
+
+    for _ in 0..ATTEMPTS {
+        let claim = deps.store.get_claim(kind, &registration_id).await?;
+        let existing = match &claim {
+            Some(c) if c.owner == owner => deps.store.get_device(&owner, &c.device_id).await?,
+            _ => None,
+        };
+        if let Some(mut device) = existing {
+            // Same account, same push token: the same device, refreshed.
+            apply_optional(&mut device, &input);
+            device.active = input.active.unwrap_or(true);
+            device.endpoint_arn = deps
+                .push
+                .ensure_endpoint(kind, &registration_id, Some(&device.endpoint_arn))
+                .await?;
+            let write = DeviceWrite {
+                device: device.clone(),
+                is_new: false,
+                claim: ClaimChange::Keep,
+                release_claim_of: None,
+            };
+            match deps.store.save_device(&write).await {
+                Ok(()) => return Ok(ApiResponse::json(200, device_json(&device))),
+                Err(WriteConflict::Conflict) => continue,
+                Err(WriteConflict::Port(e)) => return Err(e.into()),
+            }
+        }
+        let endpoint_arn = deps
+            .push
+            .ensure_endpoint(kind, &registration_id, None)
+            .await?;
+        let device = DeviceRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            owner: owner.clone(),
+            kind,
+            registration_id: registration_id.clone(),
+            name: input.name.clone().flatten(),
+            device_id: input.device_id.clone().flatten(),
+            active: input.active.unwrap_or(true),
+            created_us: deps.clock.now_us(),
+            endpoint_arn,
+        };
+        let claim_change = match claim.clone() {
+            None => ClaimChange::Create,
+            Some(c) => ClaimChange::TakeFrom(c),
+        };
+        let write = DeviceWrite {
+            device: device.clone(),
+            is_new: true,
+            claim: claim_change.clone(),
+            release_claim_of: None,
+        };
+        match deps.store.save_device(&write).await {
+            Ok(()) => {
+                if let ClaimChange::TakeFrom(previous) = claim_change {
+                    // The push token moved here; the old record is gone, and so
+                    // must be the whitelist tokens issued for it.
+                    deps.store
+                        .delete_device_tokens(&previous.owner, &previous.device_id)
+                        .await?;
+                    tracing::info!(device = %device.id, "push token moved to this device");
+                }
+                return Ok(ApiResponse::json(201, device_json(&device)));
+            }
+            Err(WriteConflict::Conflict) => continue,
+            Err(WriteConflict::Port(e)) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Unavailable(
+        "device registration kept conflicting".into(),
+    ))
+}
+
+fn apply_optional(device: &mut DeviceRecord, input: &DeviceInput) {
+    if let Some(name) = &input.name {
+        device.name = name.clone();
+    }
+    if let Some(device_id) = &input.device_id {
+        device.device_id = device_id.clone();
+    }
+}
+
+async fn own_device(
+    deps: &Deps,
+    owner: &str,
+    kind: DeviceKind,
+    id: &str,
+) -> Result<DeviceRecord, ApiError> {
+    if uuid::Uuid::try_parse(id).is_err() {
+        return Err(ApiError::NotFound);
+    }
+    match deps.store.get_device(owner, id).await? {
+        Some(device) if device.kind == kind => Ok(device),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// `GET device/<kind>/<id>/`.
+pub async fn retrieve(
+    deps: &Deps,
+    req: &ApiRequest,
+    kind: DeviceKind,
+    id: &str,
+) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(deps, req).await?;
+    let device = own_device(deps, &caller.account_id, kind, id).await?;
+    Ok(ApiResponse::json(200, device_json(&device)))
+}
+
+/// `PUT` (`partial == false`) and `PATCH` of `device/<kind>/<id>/`. PUT
+/// replaces: optional fields it does not send are cleared, `active` defaults
+/// to true. Read-only and unknown fields are ignored.
+pub async fn update(
+    deps: &Deps,
+    req: &ApiRequest,
+    kind: DeviceKind,
+    id: &str,
+    partial: bool,
+) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(deps, req).await?;
+    let mut fields = req.fields().await?;
+    let mut input = read_input(kind, &mut fields, !partial);
+    fields.finish()?;
+    if !partial {
+        input.name.get_or_insert(None);
+        input.device_id.get_or_insert(None);
+        input.active.get_or_insert(true);
+    }
+    let owner = caller.account_id;
+
+    for _ in 0..ATTEMPTS {
+        let mut device = own_device(deps, &owner, kind, id).await?;
+        let old_arn = device.endpoint_arn.clone();
+        apply_optional(&mut device, &input);
+        if let Some(active) = input.active {
+            device.active = active;
+        }
+        let mut write = DeviceWrite {
+            device: device.clone(),
+            is_new: false,
+            claim: ClaimChange::Keep,
+            release_claim_of: None,
+        };
+        let new_token = input
+            .registration_id
+            .clone()
+            .filter(|t| *t != device.registration_id);
+        if let Some(token) = &new_token {
+            kind_supported(deps, kind)?;
+            let claim = deps.store.get_claim(kind, token).await?;
+            write.claim = match claim {
+                None => ClaimChange::Create,
+                Some(c) if c.device_id == device.id => ClaimChange::Keep,
+                Some(c) => ClaimChange::TakeFrom(c),
+            };
+            // A token nobody holds: move our endpoint to it (AWS's practice).
+            // A token another device holds: that device's endpoint already
+            // carries it, so adopt that one and retire ours.
+            let known = match write.claim {
+                ClaimChange::TakeFrom(_) => None,
+                _ => Some(old_arn.as_str()),
+            };
+            write.device.endpoint_arn = deps.push.ensure_endpoint(kind, token, known).await?;
+            write.release_claim_of = Some(device.registration_id.clone());
+            write.device.registration_id = token.clone();
+        }
+        match deps.store.save_device(&write).await {
+            Ok(()) => {
+                if write.device.endpoint_arn != old_arn {
+                    deps.push.delete_endpoint(&old_arn).await?;
+                }
+                if let ClaimChange::TakeFrom(previous) = &write.claim {
+                    deps.store
+                        .delete_device_tokens(&previous.owner, &previous.device_id)
+                        .await?;
+                }
+                return Ok(ApiResponse::json(200, device_json(&write.device)));
+            }
+            Err(WriteConflict::Conflict) => continue,
+            Err(WriteConflict::Port(e)) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Unavailable(
+        "device update kept conflicting".into(),
+    ))
+}
+
+/// `DELETE device/<kind>/<id>/`: the device, its endpoint and its tokens.
+pub async fn delete(
+    deps: &Deps,
+    req: &ApiRequest,
+    kind: DeviceKind,
+    id: &str,
+) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(deps, req).await?;
+    let device = own_device(deps, &caller.account_id, kind, id).await?;
+    deps.push.delete_endpoint(&device.endpoint_arn).await?;
+    deps.store
+        .delete_device_tokens(&device.owner, &device.id)
+        .await?;
+    if !deps.store.delete_device(&device).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(ApiResponse::no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apns_tokens_are_cleaned_and_checked() {
+        assert_eq!(
+            clean_registration_id(DeviceKind::Apns, "<ABCD ef01 2345>").unwrap(),
+            "abcdef012345"
+        );
+        assert!(clean_registration_id(DeviceKind::Apns, "< >").is_err());
+        assert!(clean_registration_id(DeviceKind::Apns, "xyz").is_err());
+        assert!(clean_registration_id(DeviceKind::Apns, &"a".repeat(401)).is_err());
+        assert!(clean_registration_id(DeviceKind::Apns, &"a".repeat(400)).is_ok());
+    }
+
+    #[test]
+    fn fcm_tokens_are_trimmed_and_opaque() {
+        assert_eq!(
+            clean_registration_id(DeviceKind::Gcm, "  a:B-c_d  ").unwrap(),
+            "a:B-c_d"
+        );
+        assert!(clean_registration_id(DeviceKind::Gcm, "a b").is_err());
+        assert!(clean_registration_id(DeviceKind::Gcm, "   ").is_err());
+        assert!(clean_registration_id(DeviceKind::Gcm, &"x".repeat(4097)).is_err());
+        assert!(clean_registration_id(DeviceKind::Gcm, &"x".repeat(4096)).is_ok());
+    }
+}

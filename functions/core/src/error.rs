@@ -1,0 +1,133 @@
+//! One error type with meaning, and the one place it becomes an HTTP response.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::ports::PortError;
+use crate::request::ApiResponse;
+
+/// Field name → messages, rendered as `{"<field>": ["<message>"]}`.
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
+/// Seconds a client should wait before retrying after a `503`.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Field validation failed: `400 {"field": ["message"]}`.
+    #[error("validation failed")]
+    Validation(FieldErrors),
+    /// The body could not be read at all: `400 {"detail": ...}`.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Account login with the wrong password.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Sign-up with an email another account uses.
+    #[error("email taken")]
+    EmailTaken,
+    /// Missing or invalid API key where one is required.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed(String),
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType(String),
+    /// A dependency (DynamoDB, SNS) is unreachable or throttling.
+    #[error("dependency unavailable: {0}")]
+    Unavailable(String),
+    /// A bug: something that should not happen did.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A single field error.
+    pub fn field(name: &str, message: impl Into<String>) -> Self {
+        let mut errors = FieldErrors::new();
+        errors.insert(name.to_string(), vec![message.into()]);
+        ApiError::Validation(errors)
+    }
+
+    /// An error that concerns several fields.
+    pub fn non_field(message: impl Into<String>) -> Self {
+        Self::field("non_field_errors", message)
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::Validation(_) | ApiError::BadRequest(_) | ApiError::EmailTaken => 400,
+            ApiError::InvalidCredentials | ApiError::Unauthenticated(_) => 401,
+            ApiError::NotFound => 404,
+            ApiError::MethodNotAllowed(_) => 405,
+            ApiError::PayloadTooLarge => 413,
+            ApiError::UnsupportedMediaType(_) => 415,
+            ApiError::Unavailable(_) => 503,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    /// The response a client sees. Internal detail is logged, never sent.
+    pub fn into_response(self) -> ApiResponse {
+        let status = self.status();
+        let body: Value = match &self {
+            ApiError::Validation(errors) => json!(errors),
+            ApiError::BadRequest(detail) => json!({ "detail": detail }),
+            ApiError::InvalidCredentials => json!({ "error": "Invalid credentials" }),
+            ApiError::EmailTaken => {
+                json!({ "error": "An account with that email address already exists." })
+            }
+            ApiError::Unauthenticated(detail) => json!({ "detail": detail }),
+            ApiError::NotFound => json!({ "detail": "Not found." }),
+            ApiError::MethodNotAllowed(method) => {
+                json!({ "detail": format!("Method \"{method}\" not allowed.") })
+            }
+            ApiError::PayloadTooLarge => json!({
+                "detail": format!("Request body is larger than {} bytes.", crate::request::MAX_BODY_BYTES)
+            }),
+            ApiError::UnsupportedMediaType(ct) => {
+                json!({ "detail": format!("Unsupported media type \"{ct}\" in request.") })
+            }
+            ApiError::Unavailable(_) => {
+                json!({ "detail": "Service temporarily unavailable, try again later." })
+            }
+            ApiError::Internal(_) => json!({ "detail": "Internal server error." }),
+        };
+        match &self {
+            ApiError::Unavailable(source) => {
+                tracing::warn!(error = %source, "dependency unavailable")
+            }
+            ApiError::Internal(source) => tracing::error!(error = %source, "internal error"),
+            _ => {}
+        }
+        let mut response = ApiResponse::json(status, body);
+        match self {
+            ApiError::Unauthenticated(_) => {
+                response
+                    .headers
+                    .push(("WWW-Authenticate".into(), "Token".into()));
+            }
+            ApiError::Unavailable(_) => {
+                response
+                    .headers
+                    .push(("Retry-After".into(), RETRY_AFTER_SECONDS.to_string()));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<PortError> for ApiError {
+    fn from(err: PortError) -> Self {
+        match err {
+            PortError::Unavailable(source) => ApiError::Unavailable(source),
+            PortError::Internal(source) => ApiError::Internal(source),
+        }
+    }
+}

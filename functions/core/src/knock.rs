@@ -1,0 +1,146 @@
+//! `messages/` (the knock) and `pubsub/`.
+
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::model::DeviceRecord;
+use crate::payload::{push_for, Priority, APNS_MAX_PAYLOAD_BYTES};
+use crate::ports::{PortError, PublishError};
+use crate::request::{ApiRequest, ApiResponse};
+use crate::tokens::MAX_TOKEN_CHARS;
+use crate::Deps;
+
+/// Largest `data`, as compact UTF-8 JSON (a string's quotes included).
+pub const MAX_DATA_BYTES: usize = 1024;
+
+/// What happened to one knock; logged and returned for tests and metrics.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Delivery {
+    pub published: usize,
+    pub deactivated: usize,
+    pub failed: usize,
+}
+
+/// `POST messages/`: no authentication; the whitelist token is the authority.
+pub async fn knock(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let mut fields = req.fields().await?;
+    let token = fields.required_string("token", MAX_TOKEN_CHARS);
+    let data = match fields.raw("data").cloned() {
+        None | Some(Value::Null) => Value::Null,
+        Some(v @ (Value::String(_) | Value::Object(_))) => {
+            if v.to_string().len() > MAX_DATA_BYTES {
+                fields.error(
+                    "data",
+                    format!("Ensure this field has no more than {MAX_DATA_BYTES} bytes."),
+                );
+            }
+            v
+        }
+        Some(_) => {
+            fields.error("data", "Must be null, a string or a JSON object.");
+            Value::Null
+        }
+    };
+    let priority = match fields.raw("priority").cloned() {
+        None | Some(Value::Null) => Some(Priority::Low),
+        Some(Value::String(s)) if s == "high" => Some(Priority::High),
+        Some(Value::String(s)) if s == "low" => Some(Priority::Low),
+        Some(_) => {
+            fields.error("priority", "\"priority\" must be \"high\" or \"low\".");
+            None
+        }
+    };
+    fields.finish()?;
+    let (Some(token), Some(priority)) = (token, priority) else {
+        return Err(ApiError::Internal("validated knock fields missing".into()));
+    };
+
+    let delivery = deliver(deps, &token, &data, priority).await?;
+    tracing::info!(
+        published = delivery.published,
+        deactivated = delivery.deactivated,
+        failed = delivery.failed,
+        priority = priority.as_str(),
+        "knock delivered"
+    );
+    Ok(ApiResponse::json(
+        202,
+        json!({ "token": token, "data": data, "priority": priority.as_str() }),
+    ))
+}
+
+/// Looks the token up (one read), lists the owner's devices (one query) and
+/// publishes to every active one concurrently.
+pub async fn deliver(
+    deps: &Deps,
+    token: &str,
+    data: &Value,
+    priority: Priority,
+) -> Result<Delivery, ApiError> {
+    let now = deps.clock.now_us();
+    let record = match deps.store.get_token(token).await? {
+        Some(t) if t.is_live(now) => t,
+        _ => return Err(ApiError::NotFound),
+    };
+    let devices = deps.store.list_devices(&record.owner).await?;
+    // A token whose device is gone went with it (the deletion may still be
+    // under way): it authorises nothing.
+    if !devices.iter().any(|d| d.id == record.device_id) {
+        return Err(ApiError::NotFound);
+    }
+    let active: Vec<&DeviceRecord> = devices.iter().filter(|d| d.active).collect();
+    let publishes = active.iter().map(|device| async move {
+        let push = push_for(device.kind, token, data, priority);
+        if push.apns_push_type.is_some() && push.payload.len() >= APNS_MAX_PAYLOAD_BYTES {
+            return Err(PublishError::Port(PortError::Internal(
+                "APNs payload too large".into(),
+            )));
+        }
+        deps.push
+            .publish(&device.endpoint_arn, device.kind, &push)
+            .await
+    });
+    let results = futures_util::future::join_all(publishes).await;
+
+    let mut delivery = Delivery::default();
+    let mut dead = Vec::new();
+    let mut last_error = None;
+    for (device, result) in active.iter().zip(results) {
+        match result {
+            Ok(()) => delivery.published += 1,
+            Err(PublishError::Disabled | PublishError::Gone) => dead.push(*device),
+            Err(PublishError::Port(e)) => {
+                delivery.failed += 1;
+                tracing::warn!(device = %device.id, error = %e, "publish failed");
+                last_error = Some(e);
+            }
+        }
+    }
+    // Dead endpoints: stop pushing to them until the app registers again.
+    let deactivations = dead
+        .iter()
+        .map(|d| deps.store.set_device_active(&d.owner, &d.id, false));
+    for (device, result) in dead
+        .iter()
+        .zip(futures_util::future::join_all(deactivations).await)
+    {
+        match result {
+            Ok(()) => delivery.deactivated += 1,
+            Err(e) => {
+                tracing::warn!(device = %device.id, error = %e, "could not deactivate device")
+            }
+        }
+    }
+    if delivery.published == 0 {
+        if let Some(e) = last_error {
+            // Nothing reached any phone: tell the sender to knock again.
+            return Err(e.into());
+        }
+    }
+    Ok(delivery)
+}
+
+/// `GET pubsub/`: the XEP-0357 relay JID.
+pub fn pubsub(deps: &Deps) -> ApiResponse {
+    ApiResponse::json(200, json!({ "jid": deps.settings.pubsub_jid }))
+}

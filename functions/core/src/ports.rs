@@ -1,0 +1,172 @@
+//! The small interfaces through which the rules reach storage, push delivery
+//! and time. `push-aws` implements them with DynamoDB and SNS; unit tests use
+//! in-memory fakes.
+
+use async_trait::async_trait;
+
+use crate::model::{
+    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushTokenClaim, TokenRecord,
+};
+use crate::time::Micros;
+
+/// A failure of a dependency, by meaning.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// Unreachable, timing out or throttling: the client may retry (`503`).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or misconfiguration (`500`).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateAccountError {
+    #[error("username taken")]
+    UsernameTaken,
+    #[error("email taken")]
+    EmailTaken,
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// What a device save must do to the push-token claim, atomically with it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimChange {
+    /// The claim already names this device: leave it.
+    Keep,
+    /// Nobody holds the token: claim it.
+    Create,
+    /// Another device holds it: take it over and delete that device record.
+    TakeFrom(PushTokenClaim),
+}
+
+/// One atomic device write (a DynamoDB transaction in production).
+#[derive(Debug, Clone)]
+pub struct DeviceWrite {
+    pub device: DeviceRecord,
+    /// The device must not exist yet (else: must exist).
+    pub is_new: bool,
+    pub claim: ClaimChange,
+    /// The claim of the device's previous push token, to release.
+    pub release_claim_of: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteConflict {
+    /// A condition failed: someone else changed the same facts; re-read and retry.
+    #[error("conflict")]
+    Conflict,
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    // Accounts and API keys.
+    async fn get_account(&self, username: &str) -> Result<Option<AccountRecord>, PortError>;
+    /// Creates the account and its first API key; usernames and emails unique.
+    async fn create_account(
+        &self,
+        account: &AccountRecord,
+        key: &ApiKeyRecord,
+    ) -> Result<(), CreateAccountError>;
+    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<(), PortError>;
+    async fn get_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, PortError>;
+    /// Removes the account and everything it owns, API keys last.
+    async fn delete_account(
+        &self,
+        account_id: &str,
+        username: &str,
+        email: &str,
+    ) -> Result<(), PortError>;
+
+    // Devices.
+    async fn list_devices(&self, owner: &str) -> Result<Vec<DeviceRecord>, PortError>;
+    async fn get_device(&self, owner: &str, id: &str) -> Result<Option<DeviceRecord>, PortError>;
+    async fn get_claim(
+        &self,
+        kind: DeviceKind,
+        registration_id: &str,
+    ) -> Result<Option<PushTokenClaim>, PortError>;
+    async fn save_device(&self, write: &DeviceWrite) -> Result<(), WriteConflict>;
+    /// Deletes a device and releases its claim; `false` if it was already gone.
+    async fn delete_device(&self, device: &DeviceRecord) -> Result<bool, PortError>;
+    async fn set_device_active(&self, owner: &str, id: &str, active: bool)
+        -> Result<(), PortError>;
+
+    // Whitelist tokens.
+    /// Stores a new token if the value is unused and the device still exists.
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), WriteConflict>;
+    async fn get_token(&self, token: &str) -> Result<Option<TokenRecord>, PortError>;
+    async fn list_tokens(&self, owner: &str) -> Result<Vec<TokenRecord>, PortError>;
+    /// Renames a live token of `owner`; `None` when there is none.
+    async fn rename_token(
+        &self,
+        owner: &str,
+        token: &str,
+        name: Option<&str>,
+        now_us: Micros,
+    ) -> Result<Option<TokenRecord>, PortError>;
+    /// Deletes a live token of `owner`; `false` when there is none.
+    async fn delete_token(
+        &self,
+        owner: &str,
+        token: &str,
+        now_us: Micros,
+    ) -> Result<bool, PortError>;
+    async fn delete_device_tokens(&self, owner: &str, device_id: &str) -> Result<(), PortError>;
+}
+
+/// A push for one device, already encoded for its platform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Push {
+    /// The platform payload (APNs JSON or FCM JSON), as a string.
+    pub payload: String,
+    /// APNs only: `alert` or `background`.
+    pub apns_push_type: Option<&'static str>,
+    /// APNs only: `10` or `5`.
+    pub apns_priority: Option<&'static str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The endpoint is disabled (the push service reported the token dead).
+    #[error("endpoint disabled")]
+    Disabled,
+    /// The endpoint no longer exists.
+    #[error("endpoint gone")]
+    Gone,
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+#[async_trait]
+pub trait PushGateway: Send + Sync {
+    /// Whether devices of this kind can be registered (a platform app is configured).
+    fn supports(&self, kind: DeviceKind) -> bool;
+    /// Returns an enabled endpoint carrying `token`: the `known` one updated if
+    /// it still exists, else a new (or the existing identical) one.
+    async fn ensure_endpoint(
+        &self,
+        kind: DeviceKind,
+        token: &str,
+        known: Option<&str>,
+    ) -> Result<String, PortError>;
+    /// Deletes an endpoint; deleting one that is gone succeeds.
+    async fn delete_endpoint(&self, arn: &str) -> Result<(), PortError>;
+    async fn publish(&self, arn: &str, kind: DeviceKind, push: &Push) -> Result<(), PublishError>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now_us(&self) -> Micros;
+}
+
+/// The real clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_us(&self) -> Micros {
+        chrono::Utc::now().timestamp_micros()
+    }
+}

@@ -1,0 +1,24 @@
+//! The `knock` function: `messages/` (no auth) and `pubsub/`.
+
+use lambda_http::{Body, Request, Response};
+use push_core::{knock, ApiError, ApiRequest, ApiResponse, Deps};
+
+/// The paths this function serves (each also with a trailing slash).
+pub const ROUTES: &[&str] = &["/api/v1/messages", "/api/v1/pubsub"];
+
+/// The Lambda handler (also served in-process by the local router).
+pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    push_aws::lambda::serve(deps, req, route).await
+}
+
+pub async fn route(deps: Deps, req: ApiRequest) -> ApiResponse {
+    let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let method = req.method.as_str();
+    let result = match (segments.as_slice(), method) {
+        (["messages"], "POST") => knock::knock(&deps, &req).await,
+        (["pubsub"], "GET") => Ok(knock::pubsub(&deps)),
+        (["messages"] | ["pubsub"], _) => Err(ApiError::MethodNotAllowed(method.into())),
+        _ => Err(ApiError::NotFound),
+    };
+    result.into()
+}

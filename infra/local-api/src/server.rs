@@ -1,0 +1,138 @@
+//! A small HTTP server that turns each request into the `lambda_http`
+//! request API Gateway would deliver and calls the function's handler.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use lambda_http::RequestExt;
+use push_core::Deps;
+use tokio::net::TcpListener;
+
+use crate::template::Route;
+
+/// API Gateway's own limit is 10 MB; the handlers refuse more than 16 KiB.
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+pub struct State {
+    pub deps: Deps,
+    pub routes: Vec<Route>,
+}
+
+fn json_response(status: u16, body: &str) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Serves one request: route by the template, call the handler in-process.
+pub async fn dispatch(
+    state: &State,
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let Some((route, params)) = state
+        .routes
+        .iter()
+        .find_map(|r| r.matches(parts.method.as_str(), &path).map(|p| (r, p)))
+    else {
+        return json_response(404, r#"{"detail":"Not found."}"#);
+    };
+    let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return json_response(413, r#"{"detail":"Request body is too large."}"#),
+    };
+    let host = parts
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    let uri = format!(
+        "http://{host}{}",
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let mut builder = http::Request::builder()
+        .method(parts.method.clone())
+        .uri(uri);
+    for (name, value) in &parts.headers {
+        builder = builder.header(name, value);
+    }
+    let Ok(request) = builder.body(lambda_http::Body::from(body.to_vec())) else {
+        return json_response(400, r#"{"detail":"Malformed request."}"#);
+    };
+    let mut query: HashMap<String, Vec<String>> = HashMap::new();
+    let pairs: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
+    for (k, v) in pairs {
+        query.entry(k).or_default().push(v);
+    }
+    let request = request
+        .with_query_string_parameters(query)
+        .with_path_parameters(params.into_iter().collect::<HashMap<_, _>>());
+
+    let response = match route.function.as_str() {
+        "RegisterFunction" => register::handle(&state.deps, request).await,
+        "TokensFunction" => tokens::handle(&state.deps, request).await,
+        "KnockFunction" => knock::handle(&state.deps, request).await,
+        other => {
+            tracing::error!(
+                function = other,
+                "template routes to a function the router does not know"
+            );
+            return json_response(500, r#"{"detail":"Internal server error."}"#);
+        }
+    };
+    let (parts, body) = response.into_parts();
+    let mut out = hyper::Response::new(Full::new(Bytes::copy_from_slice(body.as_ref())));
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = parts.headers;
+    out
+}
+
+/// Accepts connections until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer): (_, SocketAddr) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = &mut shutdown => return Ok(()),
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(dispatch(&state, req).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The local stack: moto server (DynamoDB + SNS) and the local API router.
+#
+#   infra/local/stack.sh run    start both on fixed ports until Ctrl-C
+#   infra/local/stack.sh test   start both on free ports, run every test, stop
+#   infra/local/stack.sh env    install what is missing, nothing else
+#
+# Ports: PORT (router, default 3000), AWS_EMULATOR_PORT (moto, default 5000).
+# Everything it installs goes into the project: .venv/ and target/.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+VENV="$ROOT/.venv"
+LOGDIR="$ROOT/.local"
+mkdir -p "$LOGDIR"
+PIDS=()
+
+log() { printf '%s\n' "$*" >&2; }
+
+ensure_venv() {
+  if [ -x "$VENV/bin/moto_server" ] && "$VENV/bin/python" - <<'PY' 2>/dev/null
+import importlib.metadata as m, sys
+want = [l.split("==")[1].strip() for l in open("infra/local/requirements.txt") if l.startswith("moto")][0]
+sys.exit(0 if m.version("moto") == want else 1)
+PY
+  then
+    return 0
+  fi
+  log "Installing the AWS emulator (moto server) into .venv ..."
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r infra/local/requirements.txt
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for_url URL SECONDS
+wait_for_url() {
+  python3 - "$1" "$2" <<'PY'
+import sys, time, urllib.request
+url, limit = sys.argv[1], float(sys.argv[2])
+deadline = time.time() + limit
+while time.time() < deadline:
+    try:
+        urllib.request.urlopen(url, timeout=1).read()
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.1)
+sys.exit(1)
+PY
+}
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]:-}"; do
+    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+  done
+}
+
+# start_emulator PORT
+start_emulator() {
+  local port=$1
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$LOGDIR/moto-$port.log" 2>&1 &
+  PIDS+=($!)
+  if ! wait_for_url "http://127.0.0.1:$port/moto-api/data.json" 30; then
+    log "The AWS emulator did not start; see $LOGDIR/moto-$port.log"
+    exit 1
+  fi
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+  export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+  echo "AWS emulator on http://127.0.0.1:$port"
+}
+
+# start_router PORT: waits until it accepts requests (it prints "Listening on ...").
+start_router() {
+  local port=$1 out="$LOGDIR/router-$1.out"
+  : >"$out"
+  PORT="$port" "$ROOT/target/debug/local-api" >"$out" 2>"$LOGDIR/router-$port.log" &
+  PIDS+=($!)
+  if ! wait_for_url "http://127.0.0.1:$port/api/v1/pubsub/" 60; then
+    log "The local API did not start; see $LOGDIR/router-$port.log"
+    exit 1
+  fi
+  cat "$out"
+}
+
+cmd=${1:-run}
+case "$cmd" in
+  env)
+    ensure_venv
+    ;;
+  run)
+    ensure_venv
+    cargo build -p local-api
+    trap 'cleanup; exit 0' INT TERM
+    trap cleanup EXIT
+    start_emulator "${AWS_EMULATOR_PORT:-5000}"
+    start_router "${PORT:-3000}"
+    log "Ctrl-C stops the emulator and the router."
+    wait
+    ;;
+  test)
+    ensure_venv
+    cargo build --workspace --all-targets
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    start_emulator "$(free_port)"
+    router_port=$(free_port)
+    start_router "$router_port"
+    export PUSH_API_URL="http://127.0.0.1:$router_port/api/v1/"
+    export LOCAL_API_BIN="$ROOT/target/debug/local-api"
+    export LOCAL_API_LOG="$LOGDIR/router-$router_port.log"
+    cargo test --workspace
+    ;;
+  *)
+    log "usage: $0 run|test|env"
+    exit 2
+    ;;
+esac
