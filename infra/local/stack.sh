@@ -65,7 +65,7 @@ cleanup() {
 # start_emulator PORT
 start_emulator() {
   local port=$1
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$LOGDIR/moto-$port.log" 2>&1 &
+  MOTO_RECORDER_FILEPATH="$LOGDIR/moto-$port.recording" "$VENV/bin/python" infra/local/emulator.py 127.0.0.1 "$port" >"$LOGDIR/moto-$port.log" 2>&1 &
   PIDS+=($!)
   if ! wait_for_url "http://127.0.0.1:$port/moto-api/data.json" 30; then
     log "The AWS emulator did not start; see $LOGDIR/moto-$port.log"
@@ -116,7 +116,7 @@ case "$cmd" in
     export PUSH_API_URL="http://127.0.0.1:$router_port/api/v1/"
     export LOCAL_API_BIN="$ROOT/target/debug/local-api"
     export LOCAL_API_LOG="$LOGDIR/router-$router_port.log"
-    cargo test --workspace
+    cargo test --workspace --no-fail-fast
     ;;
   *)
     log "usage: $0 run|test|env"

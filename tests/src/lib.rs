@@ -1,1 +1,432 @@
+//! Harness for the black-box tests: an HTTP client for the local router
+//! (`PUSH_API_URL`), and readers of the emulator's state (`AWS_ENDPOINT_URL`).
+//! `make test` starts both and sets those variables.
 
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+pub use serde_json;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the black-box tests with `make test`, which starts the local stack")
+    })
+}
+
+/// A response as a client sees it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// How a request body is encoded.
+pub enum Body {
+    None,
+    Json(Value),
+    Form(Vec<(String, String)>),
+    Multipart(Vec<(String, String)>),
+    Raw(&'static str, Vec<u8>),
+}
+
+pub fn form(pairs: &[(&str, &str)]) -> Body {
+    Body::Form(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+pub fn multipart(pairs: &[(&str, &str)]) -> Body {
+    Body::Multipart(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    client: reqwest::Client,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Api {
+    /// The stack `make test` started.
+    pub fn new() -> Self {
+        Self::at(&env("PUSH_API_URL"))
+    }
+
+    pub fn at(base: &str) -> Self {
+        Api {
+            base: base.trim_end_matches('/').to_string() + "/",
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
+        }
+    }
+
+    /// Sends a request to `path` (relative to `/api/v1/`, or absolute).
+    pub async fn send(&self, method: &str, path: &str, key: Option<&str>, body: Body) -> Reply {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.base, path)
+        };
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, url);
+        if let Some(key) = key {
+            req = req.header("Authorization", format!("Token {key}"));
+        }
+        req = match body {
+            Body::None => req,
+            Body::Json(v) => req.json(&v),
+            Body::Form(pairs) => req.form(&pairs),
+            Body::Multipart(pairs) => {
+                let mut f = reqwest::multipart::Form::new();
+                for (k, v) in pairs {
+                    f = f.text(k, v);
+                }
+                req.multipart(f)
+            }
+            Body::Raw(content_type, bytes) => {
+                let req = req.body(bytes);
+                if content_type.is_empty() {
+                    req
+                } else {
+                    req.header("Content-Type", content_type)
+                }
+            }
+        };
+        let resp = req.send().await.expect("request to the local API");
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let text = resp.text().await.expect("body");
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("response is not JSON: {status} {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        self.send("GET", path, key, Body::None).await
+    }
+
+    pub async fn post(&self, path: &str, key: Option<&str>, body: Body) -> Reply {
+        self.send("POST", path, key, body).await
+    }
+
+    pub async fn delete(&self, path: &str, key: Option<&str>) -> Reply {
+        self.send("DELETE", path, key, Body::None).await
+    }
+
+    /// A new account with a random username; returns its credentials.
+    pub async fn signup(&self) -> Account {
+        let username = random_username();
+        let password = format!("pw-{}", uuid::Uuid::new_v4());
+        let r = self
+            .post(
+                "accounts/",
+                None,
+                Body::Json(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        Account {
+            id: r.json["id"].as_str().expect("id").to_string(),
+            username,
+            password,
+            key: r.json["token"].as_str().expect("token").to_string(),
+        }
+    }
+
+    /// Registers a device and returns its JSON (asserting `201`).
+    pub async fn device(&self, account: &Account, kind: &str, registration_id: &str) -> Value {
+        let r = self
+            .post(
+                &format!("device/{kind}/"),
+                Some(&account.key),
+                Body::Json(json!({"registration_id": registration_id})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json
+    }
+
+    /// Issues a whitelist token for a device and returns its value.
+    pub async fn token(&self, account: &Account, kind: &str, device_id: &str) -> String {
+        let field = if kind == "apns" {
+            "apns_device"
+        } else {
+            "gcm_device"
+        };
+        let r = self
+            .post(
+                "tokens/",
+                Some(&account.key),
+                Body::Json(json!({ field: device_id })),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json["token"].as_str().expect("token").to_string()
+    }
+
+    pub async fn knock(&self, token: &str, body: Value) -> Reply {
+        let mut body = body;
+        body["token"] = json!(token);
+        self.post("messages/", None, Body::Json(body)).await
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub username: String,
+    pub password: String,
+    pub key: String,
+}
+
+pub fn random_username() -> String {
+    uuid::Uuid::new_v4().to_string()[..30].to_string()
+}
+
+/// A random APNs-style device token: 64 hex characters.
+pub fn apns_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// A random FCM-style registration token.
+pub fn fcm_token() -> String {
+    format!(
+        "fcm-{}:{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// One SNS platform endpoint as the emulator records it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub arn: String,
+    pub token: String,
+    pub enabled: bool,
+    pub custom_user_data: Value,
+    /// Every message published to it, exactly as published.
+    pub messages: Vec<String>,
+}
+
+impl Endpoint {
+    /// The platform payload of message `i` under `key` (`APNS_SANDBOX`, `GCM`).
+    pub fn payload(&self, i: usize, key: &str) -> Value {
+        let envelope: Value = serde_json::from_str(&self.messages[i]).expect("envelope");
+        serde_json::from_str(envelope[key].as_str().expect("platform key")).expect("payload")
+    }
+}
+
+pub fn emulator_url() -> String {
+    env("AWS_ENDPOINT_URL")
+}
+
+/// The emulator's whole state as JSON.
+pub async fn emulator_state() -> Value {
+    reqwest::get(format!("{}/moto-api/data.json", emulator_url()))
+        .await
+        .expect("emulator")
+        .json()
+        .await
+        .expect("emulator JSON")
+}
+
+/// All endpoints that exist now (the emulator also lists deleted ones; those
+/// are filtered out by asking SNS itself).
+pub async fn endpoints_for(token: &str) -> Vec<Endpoint> {
+    let state = emulator_state().await;
+    let sns = sns().await;
+    let mut out = Vec::new();
+    for e in state["sns"]["PlatformEndpoint"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        // SetEndpointAttributes changes `attributes.Token`, not `token`.
+        if e["token"].as_str() != Some(token) && e["attributes"]["Token"].as_str() != Some(token) {
+            continue;
+        }
+        let arn = e["arn"].as_str().unwrap_or_default().to_string();
+        let live = sns
+            .get_endpoint_attributes()
+            .endpoint_arn(&arn)
+            .send()
+            .await;
+        let Ok(live) = live else { continue };
+        let attrs = live.attributes.unwrap_or_default();
+        if attrs.get("Token").map(String::as_str) != Some(token) {
+            continue;
+        }
+        let mut messages: Vec<(String, String)> = e["messages"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        messages.sort();
+        out.push(Endpoint {
+            arn,
+            token: attrs.get("Token").cloned().unwrap_or_default(),
+            enabled: attrs.get("Enabled").map(String::as_str) == Some("true"),
+            custom_user_data: e["custom_user_data"].clone(),
+            messages: messages.into_iter().map(|(_, m)| m).collect(),
+        });
+    }
+    out
+}
+
+/// Messages recorded for every endpoint that ever carried `token`, deleted or not.
+pub async fn all_messages_for(token: &str) -> usize {
+    let state = emulator_state().await;
+    state["sns"]["PlatformEndpoint"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| {
+            e["token"].as_str() == Some(token) || e["attributes"]["Token"].as_str() == Some(token)
+        })
+        .map(|e| e["messages"].as_object().map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+pub async fn sns() -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::new(&sdk_config().await)
+}
+
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&sdk_config().await)
+}
+
+/// Every item of every table in the emulator, as debug text per item.
+pub async fn table_dump() -> Vec<String> {
+    let db = dynamodb().await;
+    let mut items = Vec::new();
+    let tables = db
+        .list_tables()
+        .send()
+        .await
+        .expect("ListTables")
+        .table_names
+        .unwrap_or_default();
+    for table in tables {
+        let mut start = None;
+        loop {
+            let out = db
+                .scan()
+                .table_name(&table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("Scan");
+            items.extend(
+                out.items
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|i| format!("{i:?}")),
+            );
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+    }
+    items
+}
+
+/// A second router on a free port with extra environment (e.g. a short token
+/// lifetime), sharing the emulator. Stopped on drop.
+pub struct Router {
+    child: Child,
+    pub api: Api,
+}
+
+impl Router {
+    pub async fn start(extra_env: &[(&str, &str)]) -> Router {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let mut cmd = Command::new(env("LOCAL_API_BIN"));
+        cmd.current_dir(root)
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start local-api");
+        let api = Api::at(&format!("http://127.0.0.1:{port}/api/v1/"));
+        for _ in 0..300 {
+            if let Ok(r) = reqwest::get(format!("{}pubsub/", api.base)).await {
+                if r.status().is_success() {
+                    return Router { child, api };
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("second router did not start");
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -271,9 +271,14 @@ impl DynamoStore {
             .query()
             .table_name(&self.table)
             .index_name(keys::GSI1)
-            .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
-            .expression_attribute_values(":pk", s(keys::owner(owner)))
-            .expression_attribute_values(":prefix", s(prefix));
+            .expression_attribute_values(":pk", s(keys::owner(owner)));
+        let query = if prefix.is_empty() {
+            query.key_condition_expression("gsi1pk = :pk")
+        } else {
+            query
+                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix))
+        };
         self.collect(query).await
     }
 

@@ -1,0 +1,104 @@
+"""The local AWS emulator: moto server, serving one request at a time.
+
+moto's in-memory backends are not thread-safe, and `moto_server` serves each
+request on its own thread: two concurrent conditional writes (or transactions)
+can then both pass their condition check before either writes, which real
+DynamoDB never allows. Serialising requests restores the atomicity the code
+relies on, so the concurrency tests prove the code, not the emulator's luck.
+
+It also makes moto's TransactWriteItems cost what it should: moto snapshots
+the whole table (a deep copy, once per item of the transaction) to be able to
+roll back, which takes ~0.4 s per transaction at 2,000 items and made the
+test suite's concurrency tests time out. Here the snapshot covers only the
+items the transaction touches; the rollback semantics are the same.
+
+Usage: python emulator.py HOST PORT
+"""
+
+import os
+import signal
+import sys
+import threading
+
+import copy
+
+from werkzeug.serving import run_simple
+
+import moto.dynamodb.models as dynamodb_models
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+
+
+class _NoTableCopy:
+    """Stands in for the `copy` module inside moto's transaction code: a
+    table is "copied" as itself, anything else really is deep-copied."""
+
+    @staticmethod
+    def deepcopy(obj, *args):
+        if isinstance(obj, dynamodb_models.Table):
+            return obj
+        return copy.deepcopy(obj, *args)
+
+
+def _patch_transactions() -> None:
+    backend_class = dynamodb_models.DynamoDBBackend
+    original = backend_class.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        saved = []
+        for entry in transact_items:
+            try:
+                op_type, op = next(iter(entry.items()))
+                table = self.get_table(op["TableName"])
+                if op_type == "Put":
+                    key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                    if table.range_key_attr is not None:
+                        key[table.range_key_attr] = op["Item"][table.range_key_attr]
+                else:
+                    key = op["Key"]
+                current = self.get_item(op["TableName"], key)
+            except Exception:
+                continue  # moto itself reports what is wrong with this entry
+            saved.append((op["TableName"], key, copy.deepcopy(current)))
+        dynamodb_models.copy = _NoTableCopy
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for table_name, key, item in reversed(saved):
+                if item is None:
+                    try:
+                        self.delete_item(table_name, key)
+                    except Exception:
+                        pass
+                else:
+                    self.put_item(table_name, item.to_json()["Attributes"])
+            raise
+        finally:
+            dynamodb_models.copy = copy
+
+    backend_class.transact_write_items = transact_write_items
+
+
+def main() -> None:
+    host, port = sys.argv[1], int(sys.argv[2])
+    _patch_transactions()
+    os.environ.setdefault("MOTO_PORT", str(port))
+    app = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
+
+    def serialised(environ, start_response):
+        with lock:
+            # Consume the whole response inside the lock.
+            return [b"".join(app(environ, start_response))]
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    run_simple(host, port, serialised, threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,367 @@
+//! messages/ (the knock) and pubsub/ over HTTP, reading what the emulator
+//! recorded for each SNS endpoint.
+
+use api_tests::*;
+use serde_json::{json, Value};
+
+struct Owner {
+    account: Account,
+    apns: Vec<String>,
+    fcm: String,
+    token: String,
+}
+
+/// An owner with 2 APNS devices and 1 FCM device; the token is issued for the FCM one.
+async fn owner(api: &Api) -> Owner {
+    let account = api.signup().await;
+    let apns = vec![apns_token(), apns_token()];
+    for t in &apns {
+        api.device(&account, "apns", t).await;
+    }
+    let fcm = fcm_token();
+    let d = api.device(&account, "gcm", &fcm).await;
+    let token = api.token(&account, "gcm", d["id"].as_str().unwrap()).await;
+    Owner {
+        account,
+        apns,
+        fcm,
+        token,
+    }
+}
+
+async fn only_endpoint(token: &str) -> Endpoint {
+    let mut e = endpoints_for(token).await;
+    assert_eq!(e.len(), 1);
+    e.remove(0)
+}
+
+#[tokio::test]
+async fn low_priority_json_knock_reaches_every_device_once() {
+    let api = Api::new();
+    let o = owner(&api).await;
+    let r = api
+        .send(
+            "POST",
+            "messages/",
+            Some("stale-key"),
+            Body::Json(json!({"token": o.token, "data": {"k": "v"}})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(
+        r.json,
+        json!({"token": o.token, "data": {"k": "v"}, "priority": "low"})
+    );
+    for t in &o.apns {
+        let e = only_endpoint(t).await;
+        assert_eq!(e.messages.len(), 1);
+        let envelope: Value = serde_json::from_str(&e.messages[0]).unwrap();
+        assert!(envelope["default"].is_string());
+        assert_eq!(
+            e.payload(0, "APNS_SANDBOX"),
+            json!({"aps": {"content-available": 1, "alert": {"message": {"token": o.token, "data": {"k": "v"}}}}})
+        );
+    }
+    let e = only_endpoint(&o.fcm).await;
+    assert_eq!(e.messages.len(), 1);
+    let gcm = e.payload(0, "GCM");
+    let inner: Value = serde_json::from_str(gcm["data"]["message"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        inner,
+        json!({"message": {"token": o.token, "data": "{\"k\":\"v\"}"}})
+    );
+}
+
+#[tokio::test]
+async fn high_priority_multipart_knock_is_an_alert() {
+    let api = Api::new();
+    let o = owner(&api).await;
+    // RubDub: multipart, always high, sometimes an ignored `message` field; no slash.
+    let r = api
+        .post(
+            "messages",
+            None,
+            multipart(&[
+                ("token", &o.token),
+                ("priority", "high"),
+                ("message", "ignored"),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(
+        r.json,
+        json!({"token": o.token, "data": null, "priority": "high"})
+    );
+    for t in &o.apns {
+        let p = only_endpoint(t).await.payload(0, "APNS_SANDBOX");
+        assert_eq!(p["aps"]["alert"]["body"], "New Message!");
+        assert_eq!(p["aps"]["alert"]["loc-key"], "New Message!");
+        assert_eq!(p["aps"]["sound"], "default");
+        assert_eq!(p["aps"]["content-available"], 1);
+        assert_eq!(
+            p["aps"]["alert"]["message"],
+            json!({"token": o.token, "data": null})
+        );
+    }
+    let gcm = only_endpoint(&o.fcm).await.payload(0, "GCM");
+    assert_eq!(gcm["priority"], "high");
+    let inner: Value = serde_json::from_str(gcm["data"]["message"].as_str().unwrap()).unwrap();
+    assert_eq!(inner, json!({"message": {"token": o.token, "data": null}}));
+}
+
+#[tokio::test]
+async fn android_form_knock_with_string_data() {
+    let api = Api::new();
+    let o = owner(&api).await;
+    let r = api
+        .post(
+            "messages/",
+            Some(&o.account.key),
+            form(&[("token", &o.token), ("data", "hello")]),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json["data"], "hello");
+    let p = only_endpoint(&o.apns[0]).await.payload(0, "APNS_SANDBOX");
+    assert_eq!(p["aps"]["alert"]["message"]["data"], "hello");
+    assert!(p["aps"].get("sound").is_none());
+}
+
+#[tokio::test]
+async fn apns_priority_and_push_type_attributes() {
+    // moto keeps no message attributes in its state, so read the recorder.
+    let api = Api::new();
+    let o = owner(&api).await;
+    let base = emulator_url();
+    let http = reqwest::Client::new();
+    http.post(format!("{base}/moto-api/recorder/reset-recording"))
+        .send()
+        .await
+        .unwrap();
+    http.post(format!("{base}/moto-api/recorder/start-recording"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        api.knock(&o.token, json!({"priority": "high"}))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        api.knock(&o.token, json!({"priority": "low"})).await.status,
+        202
+    );
+    http.post(format!("{base}/moto-api/recorder/stop-recording"))
+        .send()
+        .await
+        .unwrap();
+    let recording = http
+        .get(format!("{base}/moto-api/recorder/download-recording"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let arn = only_endpoint(&o.apns[0]).await.arn;
+    let mut found = Vec::new();
+    for line in recording.lines() {
+        let Ok(entry) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let body = entry["body"].as_str().unwrap_or_default();
+        let decoded = if entry["body_encoded"] == true {
+            base64_decode(body)
+        } else {
+            body.to_string()
+        };
+        let pairs: Vec<(String, String)> = serde_urlencoded_decode(&decoded);
+        let get = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+        if get("Action").as_deref() != Some("Publish")
+            || get("TargetArn").as_deref() != Some(arn.as_str())
+        {
+            continue;
+        }
+        let mut attrs = std::collections::HashMap::new();
+        for i in 1..=4 {
+            if let (Some(name), Some(value)) = (
+                get(&format!("MessageAttributes.entry.{i}.Name")),
+                get(&format!("MessageAttributes.entry.{i}.Value.StringValue")),
+            ) {
+                attrs.insert(name, value);
+            }
+        }
+        found.push((
+            attrs.get("AWS.SNS.MOBILE.APNS.PUSH_TYPE").cloned(),
+            attrs.get("AWS.SNS.MOBILE.APNS.PRIORITY").cloned(),
+        ));
+    }
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            (Some("alert".to_string()), Some("10".to_string())),
+            (Some("background".to_string()), Some("5".to_string())),
+        ],
+        "{recording}"
+    );
+}
+
+fn base64_decode(s: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn serde_urlencoded_decode(s: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(&format!("http://x/?{s}"))
+        .map(|u| {
+            u.query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_disabled_endpoint_is_skipped_and_its_device_marked_inactive() {
+    let api = Api::new();
+    let o = owner(&api).await;
+    let dead = only_endpoint(&o.apns[0]).await;
+    sns()
+        .await
+        .set_endpoint_attributes()
+        .endpoint_arn(&dead.arn)
+        .attributes("Enabled", "false")
+        .send()
+        .await
+        .unwrap();
+    let r = api.knock(&o.token, json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(only_endpoint(&o.apns[0]).await.messages.len(), 0);
+    assert_eq!(only_endpoint(&o.apns[1]).await.messages.len(), 1);
+    assert_eq!(only_endpoint(&o.fcm).await.messages.len(), 1);
+    let list = api.get("device/apns/", Some(&o.account.key)).await;
+    let states: Vec<(Value, Value)> = list.json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["registration_id"].clone(), d["active"].clone()))
+        .collect();
+    assert!(
+        states.contains(&(json!(o.apns[0]), json!(false))),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&(json!(o.apns[1]), json!(true))),
+        "{states:?}"
+    );
+    // The next knock does not even try it; re-registration brings it back.
+    assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
+    assert_eq!(only_endpoint(&o.apns[1]).await.messages.len(), 2);
+    let r = api
+        .post(
+            "device/apns/",
+            Some(&o.account.key),
+            Body::Json(json!({"registration_id": o.apns[0]})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["active"], true);
+    assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
+    assert_eq!(only_endpoint(&o.apns[0]).await.messages.len(), 1);
+}
+
+#[tokio::test]
+async fn inactive_devices_get_nothing_and_other_accounts_get_nothing() {
+    let api = Api::new();
+    let o = owner(&api).await;
+    let bystander = api.signup().await;
+    let other = apns_token();
+    api.device(&bystander, "apns", &other).await;
+    let list = api.get("device/apns/", Some(&o.account.key)).await;
+    let id = list.json["results"][0]["id"].as_str().unwrap().to_string();
+    let quiet = list.json["results"][0]["registration_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.send(
+        "PATCH",
+        &format!("device/apns/{id}/"),
+        Some(&o.account.key),
+        form(&[("active", "false")]),
+    )
+    .await;
+    assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
+    assert_eq!(only_endpoint(&quiet).await.messages.len(), 0);
+    assert_eq!(only_endpoint(&other).await.messages.len(), 0);
+    assert_eq!(only_endpoint(&o.fcm).await.messages.len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_tokens_are_404_and_push_nothing() {
+    let api = Api::new();
+    let o = owner(&api).await;
+    for token in [
+        "0000000000000000000000000000000000000000".to_string(),
+        o.token.to_uppercase(),
+        "x".into(),
+    ] {
+        let r = api.knock(&token, json!({})).await;
+        assert_eq!(r.status, 404, "{token}");
+        assert!(r.json.is_object());
+    }
+    assert_eq!(all_messages_for(&o.fcm).await, 0);
+}
+
+#[tokio::test]
+async fn knock_validation() {
+    let api = Api::new();
+    let o = owner(&api).await;
+    let too_big = "x".repeat(1023); // 1025 bytes with its quotes
+    let cases = [
+        (json!({}), "token"),
+        (json!({"token": ""}), "token"),
+        (json!({"token": "t".repeat(201)}), "token"),
+        (json!({"token": 5}), "token"),
+        (json!({"token": o.token, "priority": "urgent"}), "priority"),
+        (json!({"token": o.token, "priority": 10}), "priority"),
+        (json!({"token": o.token, "data": 5}), "data"),
+        (json!({"token": o.token, "data": [1, 2]}), "data"),
+        (json!({"token": o.token, "data": too_big}), "data"),
+        (
+            json!({"token": o.token, "data": {"k": "v".repeat(1020)}}),
+            "data",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = api.post("messages/", None, Body::Json(body.clone())).await;
+        assert_eq!(r.status, 400, "{body} -> {}", r.text);
+        assert!(r.json[field].is_array(), "{body} -> {}", r.text);
+    }
+    assert_eq!(all_messages_for(&o.fcm).await, 0, "nothing was pushed");
+    // 1024 bytes exactly is fine.
+    let r = api.knock(&o.token, json!({"data": "x".repeat(1022)})).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let r = api
+        .knock(&o.token, json!({"data": null, "priority": null}))
+        .await;
+    assert_eq!(r.status, 202);
+    assert_eq!(r.json["priority"], "low");
+    let r = api.send("GET", "messages/", None, Body::None).await;
+    assert_eq!(r.status, 405);
+}
+
+#[tokio::test]
+async fn pubsub_answers_the_relay_jid_without_auth() {
+    let api = Api::new();
+    for path in ["pubsub/", "pubsub"] {
+        let r = api.send("GET", path, Some("stale"), Body::None).await;
+        assert_eq!(r.status, 200);
+        assert!(r.json["jid"].is_string());
+    }
+}

@@ -1,0 +1,85 @@
+//! template.yaml is the one source of routes: the local router serves exactly
+//! its routes, and each function's code serves exactly the routes the template
+//! sends it, with and without a trailing slash.
+
+use std::collections::BTreeSet;
+
+use local_api::template::{load, routes, table_properties};
+use local_api::FUNCTIONS;
+
+fn template() -> serde_yaml::Value {
+    load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).expect("template.yaml")
+}
+
+#[test]
+fn every_template_route_has_a_handler_and_every_handler_route_is_in_the_template() {
+    let tpl = template();
+    let routes = routes(&tpl);
+    assert!(!routes.is_empty());
+    let functions: BTreeSet<&str> = routes.iter().map(|r| r.function.as_str()).collect();
+    let known: BTreeSet<&str> = FUNCTIONS.iter().map(|(f, _)| *f).collect();
+    assert_eq!(functions, known, "functions in the template vs. the router");
+    for (function, code_routes) in FUNCTIONS {
+        let in_template: BTreeSet<String> = routes
+            .iter()
+            .filter(|r| r.function == *function)
+            .map(|r| {
+                assert_eq!(
+                    r.method, "ANY",
+                    "{function} {}: the handler answers 405 itself",
+                    r.path
+                );
+                r.path.clone()
+            })
+            .collect();
+        let expected: BTreeSet<String> = code_routes
+            .iter()
+            .flat_map(|p| [p.to_string(), format!("{p}/")])
+            .collect();
+        assert_eq!(in_template, expected, "{function}");
+    }
+}
+
+#[test]
+fn the_table_has_the_keys_index_and_ttl_the_code_uses() {
+    let tpl = template();
+    let props = table_properties(&tpl).expect("table");
+    let text = serde_yaml::to_string(props).unwrap();
+    for needle in [
+        "pk",
+        "sk",
+        "gsi1",
+        "gsi1pk",
+        "gsi1sk",
+        "expires_at",
+        "PAY_PER_REQUEST",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from the table definition"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_router_serves_every_template_route() {
+    let api = api_tests::Api::new();
+    for route in routes(&template()) {
+        let path = route
+            .path
+            .replace("{username}", "nobody")
+            .replace("{kind}", "apns")
+            .replace("{id}", "00000000-0000-0000-0000-000000000000")
+            .replace("{token}", "abc");
+        let url = format!("{}{}", api.base.trim_end_matches("/api/v1/"), path);
+        // An unauthenticated GET reaches the handler: 401, 200 or 405 — never
+        // the router's own 404.
+        let r = api.get(&url, None).await;
+        assert!(
+            [200, 401, 405].contains(&r.status),
+            "{path}: {} {}",
+            r.status,
+            r.text
+        );
+    }
+}
