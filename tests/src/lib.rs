@@ -411,11 +411,15 @@ impl Router {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start local-api");
-        let api = Api::at(&format!("http://127.0.0.1:{port}/api/v1/"));
+        // Owned from here on: dropping the guard stops the process.
+        let router = Router {
+            child,
+            api: Api::at(&format!("http://127.0.0.1:{port}/api/v1/")),
+        };
         for _ in 0..300 {
-            if let Ok(r) = reqwest::get(format!("{}pubsub/", api.base)).await {
+            if let Ok(r) = reqwest::get(format!("{}pubsub/", router.api.base)).await {
                 if r.status().is_success() {
-                    return Router { child, api };
+                    return router;
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

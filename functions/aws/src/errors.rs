@@ -42,12 +42,12 @@ where
     let detail = format!(
         "{operation}: {} {}",
         err.code().unwrap_or("no-code"),
-        err.message().unwrap_or_else(|| match &err {
+        err.message().unwrap_or(match &err {
             SdkError::TimeoutError(_) => "timeout",
             SdkError::DispatchFailure(_) => "dispatch failure (service unreachable)",
             SdkError::ResponseError(_) => "unreadable response",
             _ => "",
-        })
+        }),
     );
     if is_transient(&err) {
         PortError::Unavailable(detail)
