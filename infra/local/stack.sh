@@ -116,6 +116,7 @@ case "$cmd" in
     export PUSH_API_URL="http://127.0.0.1:$router_port/api/v1/"
     export LOCAL_API_BIN="$ROOT/target/debug/local-api"
     export LOCAL_API_LOG="$LOGDIR/router-$router_port.log"
+    export LOCAL_API_OUT="$LOGDIR/router-$router_port.out"
     cargo test --workspace --no-fail-fast
     ;;
   *)

@@ -67,6 +67,8 @@ struct KeyItem {
 struct DeviceItem {
     pk: String,
     sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
     id: String,
     owner: String,
     kind: DeviceKind,
@@ -126,6 +128,8 @@ impl From<&DeviceRecord> for DeviceItem {
     fn from(d: &DeviceRecord) -> Self {
         let (pk, sk) = keys::device(&d.owner, &d.id);
         DeviceItem {
+            gsi1pk: keys::endpoint(&d.endpoint_arn),
+            gsi1sk: sk.clone(),
             pk,
             sk,
             id: d.id.clone(),
@@ -629,6 +633,39 @@ impl Store for DynamoStore {
             Err(e) if conditional_failed(&e) => Ok(()),
             Err(e) => Err(port_error("UpdateItem", e)),
         }
+    }
+
+    async fn deactivate_endpoint(&self, endpoint_arn: &str) -> Result<usize, PortError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(keys::endpoint(endpoint_arn)));
+        let mut deactivated = 0;
+        for item in self.collect(query).await? {
+            let device: DeviceItem = from_item(item)?;
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::device(&device.owner, &device.id))))
+                .update_expression("SET #active = :false")
+                .condition_expression("endpoint_arn = :arn AND #active = :true")
+                .expression_attribute_names("#active", "active")
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":arn", s(endpoint_arn))
+                .send()
+                .await;
+            match result {
+                Ok(_) => deactivated += 1,
+                Err(e) if conditional_failed(&e) => {}
+                Err(e) => return Err(port_error("UpdateItem", e)),
+            }
+        }
+        Ok(deactivated)
     }
 
     async fn create_token(&self, token: &TokenRecord) -> Result<(), WriteConflict> {

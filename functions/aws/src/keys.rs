@@ -5,7 +5,7 @@
 //! | account         | `USER#<username>`          | `ACCOUNT`       |                          |
 //! | email claim     | `EMAIL#<lower-case email>` | `EMAIL`         |                          |
 //! | API key         | `KEY#<sha256(key)>`        | `KEY`           | `ACCT#<id>` / `KEY#…`    |
-//! | device          | `ACCT#<account id>`        | `DEVICE#<id>`   |                          |
+//! | device          | `ACCT#<account id>`        | `DEVICE#<id>`   | `ENDPOINT#<sha256(arn)>` / `DEVICE#<id>` |
 //! | push-token claim| `PUSH#<kind>#<sha256(tok)>`| `PUSH`          |                          |
 //! | whitelist token | `TOKEN#<token>`            | `TOKEN`         | `ACCT#<id>` / `TOKEN#…`  |
 //!
@@ -55,6 +55,11 @@ pub fn claim(kind: DeviceKind, registration_id: &str) -> (String, String) {
         format!("PUSH#{}#{}", kind.as_str(), sha256_hex(registration_id)),
         "PUSH".into(),
     )
+}
+
+/// The `gsi1` partition that finds a device by its SNS endpoint (feedback).
+pub fn endpoint(endpoint_arn: &str) -> String {
+    format!("ENDPOINT#{}", sha256_hex(endpoint_arn))
 }
 
 pub fn token(token: &str) -> (String, String) {

@@ -82,7 +82,14 @@ where
     }
 }
 
-/// What every function's `main` does: read the configuration and build the
+/// Configuration from the environment and the AWS clients, built once.
+pub async fn deps_from_env() -> Result<Deps, String> {
+    let config = AppConfig::from_env()?;
+    let sdk = load_sdk_config().await;
+    Ok(build_deps(&sdk, &config))
+}
+
+/// What every HTTP function's `main` does: read the configuration and build the
 /// AWS clients once, then serve invocations until the runtime stops us.
 pub async fn run<F, Fut>(route: F) -> Result<(), lambda_http::Error>
 where
@@ -90,9 +97,7 @@ where
     Fut: std::future::Future<Output = ApiResponse> + Send,
 {
     lambda_http::tracing::init_default_subscriber();
-    let config = AppConfig::from_env()?;
-    let sdk = load_sdk_config().await;
-    let deps = build_deps(&sdk, &config);
+    let deps = deps_from_env().await?;
     let deps = &deps;
     lambda_http::run(lambda_http::service_fn(move |req: Request| {
         let route = route.clone();

@@ -164,6 +164,13 @@ impl PushGateway for SnsGateway {
         }
     }
 
+    async fn endpoint_enabled(&self, arn: &str) -> Result<Option<bool>, PortError> {
+        Ok(self
+            .attributes(arn)
+            .await?
+            .map(|a| a.get("Enabled").map(String::as_str) == Some("true")))
+    }
+
     async fn publish(&self, arn: &str, kind: DeviceKind, push: &Push) -> Result<(), PublishError> {
         let message = json!({
             "default": "New Message!",

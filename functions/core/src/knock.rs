@@ -3,7 +3,8 @@
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::model::DeviceRecord;
+use crate::metrics;
+use crate::model::{DeviceKind, DeviceRecord};
 use crate::payload::{push_for, Priority, APNS_MAX_PAYLOAD_BYTES};
 use crate::ports::{PortError, PublishError};
 use crate::request::{ApiRequest, ApiResponse};
@@ -17,6 +18,8 @@ pub const MAX_DATA_BYTES: usize = 1024;
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Delivery {
     pub published: usize,
+    pub published_apns: usize,
+    pub published_fcm: usize,
     pub deactivated: usize,
     pub failed: usize,
 }
@@ -55,7 +58,25 @@ pub async fn knock(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErro
         return Err(ApiError::Internal("validated knock fields missing".into()));
     };
 
+    let started = deps.clock.now_us();
     let delivery = deliver(deps, &token, &data, priority).await?;
+    let latency_ms = (deps.clock.now_us() - started) as f64 / 1000.0;
+    metrics::emit(
+        "knock",
+        &[
+            ("KnocksAccepted", 1.0, "Count"),
+            (
+                "PushesPublishedApns",
+                delivery.published_apns as f64,
+                "Count",
+            ),
+            ("PushesPublishedFcm", delivery.published_fcm as f64, "Count"),
+            ("PublishFailures", delivery.failed as f64, "Count"),
+            ("DevicesDeactivated", delivery.deactivated as f64, "Count"),
+            ("KnockLatency", latency_ms, "Milliseconds"),
+        ],
+        &[],
+    );
     tracing::info!(
         published = delivery.published,
         deactivated = delivery.deactivated,
@@ -107,7 +128,13 @@ pub async fn deliver(
     let mut last_error = None;
     for (device, result) in active.iter().zip(results) {
         match result {
-            Ok(()) => delivery.published += 1,
+            Ok(()) => {
+                delivery.published += 1;
+                match device.kind {
+                    DeviceKind::Apns => delivery.published_apns += 1,
+                    DeviceKind::Gcm => delivery.published_fcm += 1,
+                }
+            }
             Err(PublishError::Disabled | PublishError::Gone) => dead.push(*device),
             Err(PublishError::Port(e)) => {
                 delivery.failed += 1;

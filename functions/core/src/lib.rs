@@ -9,8 +9,10 @@
 pub mod accounts;
 pub mod devices;
 pub mod error;
+pub mod feedback;
 pub mod fields;
 pub mod knock;
+pub mod metrics;
 pub mod model;
 pub mod page;
 pub mod payload;

@@ -94,6 +94,8 @@ pub trait Store: Send + Sync {
     async fn delete_device(&self, device: &DeviceRecord) -> Result<bool, PortError>;
     async fn set_device_active(&self, owner: &str, id: &str, active: bool)
         -> Result<(), PortError>;
+    /// Marks inactive every device still using this endpoint; returns how many.
+    async fn deactivate_endpoint(&self, endpoint_arn: &str) -> Result<usize, PortError>;
 
     // Whitelist tokens.
     /// Stores a new token if the value is unused and the device still exists.
@@ -155,6 +157,8 @@ pub trait PushGateway: Send + Sync {
     ) -> Result<String, PortError>;
     /// Deletes an endpoint; deleting one that is gone succeeds.
     async fn delete_endpoint(&self, arn: &str) -> Result<(), PortError>;
+    /// `Some(enabled)` for an existing endpoint, `None` when it is gone.
+    async fn endpoint_enabled(&self, arn: &str) -> Result<Option<bool>, PortError>;
     async fn publish(&self, arn: &str, kind: DeviceKind, push: &Push) -> Result<(), PublishError>;
 }
 

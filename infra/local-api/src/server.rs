@@ -43,6 +43,12 @@ pub async fn dispatch(
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
+    if let Some(function) = path
+        .strip_prefix("/2015-03-31/functions/")
+        .and_then(|p| p.strip_suffix("/invocations"))
+    {
+        return invoke(state, function, body).await;
+    }
     let Some((route, params)) = state
         .routes
         .iter()
@@ -107,6 +113,28 @@ pub async fn dispatch(
     *out.status_mut() = parts.status;
     *out.headers_mut() = parts.headers;
     out
+}
+
+/// Lambda's Invoke API for the functions that API Gateway does not front
+/// (the SNS-triggered `feedback`): the body is the event.
+async fn invoke(state: &State, function: &str, body: Incoming) -> hyper::Response<Full<Bytes>> {
+    let Ok(collected) = Limited::new(body, MAX_REQUEST_BYTES).collect().await else {
+        return json_response(413, r#"{"errorMessage":"event too large"}"#);
+    };
+    let Ok(event) = serde_json::from_slice::<serde_json::Value>(&collected.to_bytes()) else {
+        return json_response(400, r#"{"errorMessage":"the event is not JSON"}"#);
+    };
+    match function {
+        "FeedbackFunction" => match feedback::handle(&state.deps, &event).await {
+            Ok(result) => json_response(200, &result.to_string()),
+            Err(e) => json_response(
+                502,
+                &serde_json::json!({"errorType": "FunctionError", "errorMessage": e.to_string()})
+                    .to_string(),
+            ),
+        },
+        _ => json_response(404, r#"{"errorMessage":"no such function"}"#),
+    }
 }
 
 /// Accepts connections until `shutdown` resolves.

@@ -1,0 +1,15 @@
+//! Lambda entry point: configuration and AWS clients once, then serve.
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let deps = push_aws::lambda::deps_from_env().await?;
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        feedback::handle(deps, &event.payload).await
+    }))
+    .await
+}

@@ -1,0 +1,187 @@
+//! Delivery feedback: SNS application events (the sample events shipped in
+//! infra/events/) fed to the `feedback` function through the local stack's
+//! Lambda Invoke API, and the metrics a knock emits.
+
+use api_tests::*;
+use serde_json::{json, Value};
+
+fn event(name: &str, endpoint_arn: &str) -> Value {
+    let path = format!("{}/../infra/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).expect("sample event");
+    serde_json::from_str(&text.replace("{{ENDPOINT_ARN}}", endpoint_arn)).expect("event JSON")
+}
+
+async fn invoke_feedback(api: &Api, event: Value) -> Reply {
+    let root = api.base.trim_end_matches("/api/v1/");
+    api.send(
+        "POST",
+        &format!("{root}/2015-03-31/functions/FeedbackFunction/invocations"),
+        None,
+        Body::Json(event),
+    )
+    .await
+}
+
+async fn endpoint(token: &str) -> Endpoint {
+    let mut e = endpoints_for(token).await;
+    assert_eq!(e.len(), 1);
+    e.remove(0)
+}
+
+async fn active(api: &Api, account: &Account, kind: &str, id: &str) -> bool {
+    let r = api
+        .get(&format!("device/{kind}/{id}/"), Some(&account.key))
+        .await;
+    assert_eq!(r.status, 200);
+    r.json["active"].as_bool().unwrap()
+}
+
+#[tokio::test]
+async fn a_delivery_failure_deactivates_the_device_until_it_registers_again() {
+    let api = Api::new();
+    let a = api.signup().await;
+    let dead_token = apns_token();
+    let live_token = fcm_token();
+    let dead = api.device(&a, "apns", &dead_token).await;
+    let live = api.device(&a, "gcm", &live_token).await;
+    let whitelist = api.token(&a, "gcm", live["id"].as_str().unwrap()).await;
+    let arn = endpoint(&dead_token).await.arn;
+
+    let r = invoke_feedback(&api, event("delivery-failure", &arn)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json, json!({"records": [{"deactivated": 1}]}));
+    assert!(!active(&api, &a, "apns", dead["id"].as_str().unwrap()).await);
+    // Idempotent: the same event again changes nothing.
+    let r = invoke_feedback(&api, event("delivery-failure", &arn)).await;
+    assert_eq!(r.json, json!({"records": [{"deactivated": 0}]}));
+
+    assert_eq!(api.knock(&whitelist, json!({})).await.status, 202);
+    assert_eq!(
+        endpoint(&dead_token).await.messages.len(),
+        0,
+        "the dead device is skipped"
+    );
+    assert_eq!(endpoint(&live_token).await.messages.len(), 1);
+
+    let r = api
+        .post(
+            "device/apns/",
+            Some(&a.key),
+            Body::Json(json!({"registration_id": dead_token})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["active"], true);
+    assert_eq!(api.knock(&whitelist, json!({})).await.status, 202);
+    assert_eq!(
+        endpoint(&dead_token).await.messages.len(),
+        1,
+        "back after re-registration"
+    );
+}
+
+#[tokio::test]
+async fn endpoint_updated_acts_only_when_sns_disabled_it_and_deleted_deactivates() {
+    let api = Api::new();
+    let a = api.signup().await;
+    let t = fcm_token();
+    let d = api.device(&a, "gcm", &t).await;
+    let id = d["id"].as_str().unwrap();
+    let arn = endpoint(&t).await.arn;
+    let r = invoke_feedback(&api, event("endpoint-updated", &arn)).await;
+    assert_eq!(r.json, json!({"records": [{"ignored": true}]}));
+    assert!(active(&api, &a, "gcm", id).await);
+    sns()
+        .await
+        .set_endpoint_attributes()
+        .endpoint_arn(&arn)
+        .attributes("Enabled", "false")
+        .send()
+        .await
+        .unwrap();
+    let r = invoke_feedback(&api, event("endpoint-updated", &arn)).await;
+    assert_eq!(r.json, json!({"records": [{"deactivated": 1}]}));
+    assert!(!active(&api, &a, "gcm", id).await);
+
+    let t2 = apns_token();
+    let d2 = api.device(&a, "apns", &t2).await;
+    let arn2 = endpoint(&t2).await.arn;
+    let r = invoke_feedback(&api, event("endpoint-deleted", &arn2)).await;
+    assert_eq!(r.json, json!({"records": [{"deactivated": 1}]}));
+    assert!(!active(&api, &a, "apns", d2["id"].as_str().unwrap()).await);
+}
+
+#[tokio::test]
+async fn malformed_events_change_nothing_and_are_not_retried() {
+    let api = Api::new();
+    let a = api.signup().await;
+    let t = apns_token();
+    let d = api.device(&a, "apns", &t).await;
+    let r = invoke_feedback(&api, event("malformed", "unused")).await;
+    assert_eq!(r.status, 200, "dropped, not failed: {}", r.text);
+    let records = r.json["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|o| o["dropped"].is_string()));
+    let r = invoke_feedback(&api, json!({"not": "an sns event"})).await;
+    assert_eq!(r.status, 200);
+    // An event for an endpoint no device uses.
+    let r = invoke_feedback(
+        &api,
+        event(
+            "delivery-failure",
+            "arn:aws:sns:us-east-1:123456789012:endpoint/APNS/x/unknown",
+        ),
+    )
+    .await;
+    assert_eq!(r.json, json!({"records": [{"deactivated": 0}]}));
+    assert!(active(&api, &a, "apns", d["id"].as_str().unwrap()).await);
+}
+
+#[tokio::test]
+async fn a_knock_emits_an_embedded_metric_format_line() {
+    let api = Api::new();
+    let a = api.signup().await;
+    let t = apns_token();
+    let d = api.device(&a, "apns", &t).await;
+    let whitelist = api.token(&a, "apns", d["id"].as_str().unwrap()).await;
+    let out = std::env::var("LOCAL_API_OUT").expect("LOCAL_API_OUT (set by make test)");
+    let before = std::fs::read_to_string(&out).unwrap_or_default().len();
+    assert_eq!(api.knock(&whitelist, json!({})).await.status, 202);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<Value> = text[before..]
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["Function"] == "knock")
+        .collect();
+    let line = lines
+        .iter()
+        .find(|v| v["PushesPublishedApns"] == 1.0)
+        .expect("an EMF line for this knock");
+    assert_eq!(line["KnocksAccepted"], 1.0);
+    assert_eq!(
+        line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "ChatSecurePush"
+    );
+    let declared: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "KnocksAccepted",
+        "PushesPublishedApns",
+        "PushesPublishedFcm",
+        "PublishFailures",
+        "DevicesDeactivated",
+        "KnockLatency",
+    ] {
+        assert!(declared.contains(&name), "{name}");
+    }
+    assert!(
+        !text.contains(&whitelist),
+        "no whitelist token in any log line"
+    );
+    assert!(!text.contains(&t), "no device token in any log line");
+}
