@@ -3,7 +3,9 @@
 #
 #   infra/local/stack.sh run    start both on fixed ports until Ctrl-C
 #   infra/local/stack.sh test   start both on free ports, run every test, stop
-#   infra/local/stack.sh env    install what is missing, nothing else
+#   infra/local/stack.sh bench  release build, both on free ports, run the benchmarks, stop
+#   infra/local/stack.sh env    install the emulator if missing, nothing else
+#   infra/local/stack.sh deploy-tools   install SAM CLI, AWS CLI, cargo-lambda
 #
 # Ports: PORT (router, default 3000), AWS_EMULATOR_PORT (moto, default 5000).
 # Everything it installs goes into the project: .venv/ and target/.
@@ -30,6 +32,19 @@ PY
   log "Installing the AWS emulator (moto server) into .venv ..."
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r infra/local/requirements.txt
+}
+
+ensure_deploy_tools() {
+  local venv="$ROOT/.venv-deploy" want have
+  want=$(sha256sum infra/deploy-requirements.txt | cut -d' ' -f1)
+  have=$(cat "$venv/.requirements.sha256" 2>/dev/null || true)
+  if [ -x "$venv/bin/sam" ] && [ "$want" = "$have" ]; then
+    return 0
+  fi
+  log "Installing the deployment tools (SAM CLI, AWS CLI, cargo-lambda) into .venv-deploy ..."
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r infra/deploy-requirements.txt
+  echo "$want" >"$venv/.requirements.sha256"
 }
 
 free_port() {
@@ -77,12 +92,13 @@ start_emulator() {
   echo "AWS emulator on http://127.0.0.1:$port"
 }
 
-# start_router PORT: waits until it accepts requests (it prints "Listening on ...").
+# start_router PORT [BINARY]: waits until it accepts requests (it prints "Listening on ...").
 start_router() {
-  local port=$1 out="$LOGDIR/router-$1.out"
+  local port=$1 out="$LOGDIR/router-$1.out" bin=${2:-$ROOT/target/debug/local-api}
   : >"$out"
-  PORT="$port" "$ROOT/target/debug/local-api" >"$out" 2>"$LOGDIR/router-$port.log" &
-  PIDS+=($!)
+  PORT="$port" "$bin" >"$out" 2>"$LOGDIR/router-$port.log" &
+  ROUTER_PID=$!
+  PIDS+=($ROUTER_PID)
   if ! wait_for_url "http://127.0.0.1:$port/api/v1/pubsub/" 60; then
     log "The local API did not start; see $LOGDIR/router-$port.log"
     exit 1
@@ -94,6 +110,9 @@ cmd=${1:-run}
 case "$cmd" in
   env)
     ensure_venv
+    ;;
+  deploy-tools)
+    ensure_deploy_tools
     ;;
   run)
     ensure_venv
@@ -107,6 +126,7 @@ case "$cmd" in
     ;;
   test)
     ensure_venv
+    ensure_deploy_tools
     cargo build --workspace --all-targets
     trap cleanup EXIT
     trap 'exit 130' INT TERM
@@ -117,10 +137,22 @@ case "$cmd" in
     export LOCAL_API_BIN="$ROOT/target/debug/local-api"
     export LOCAL_API_LOG="$LOGDIR/router-$router_port.log"
     export LOCAL_API_OUT="$LOGDIR/router-$router_port.out"
+    export DEPLOY_TOOLS_BIN="$ROOT/.venv-deploy/bin"
     cargo test --workspace --no-fail-fast
     ;;
+  bench)
+    ensure_venv
+    cargo build --release -p register -p tokens -p knock -p feedback -p local-api -p bench
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    start_emulator "$(free_port)"
+    router_port=$(free_port)
+    start_router "$router_port" "$ROOT/target/release/local-api"
+    PUSH_API_URL="http://127.0.0.1:$router_port/api/v1/" RELEASE_DIR="$ROOT/target/release" \
+      ROUTER_PID="$ROUTER_PID" "$ROOT/target/release/bench"
+    ;;
   *)
-    log "usage: $0 run|test|env"
+    log "usage: $0 run|test|bench|env|deploy-tools"
     exit 2
     ;;
 esac
