@@ -1,5 +1,5 @@
 # The commands of the README. Each installs what is missing first.
-.PHONY: run test bench lint lint-template fmt check deploy-tools package
+.PHONY: run test bench fuzz lint lint-template fmt check deploy-tools package
 
 export SAM_CLI_TELEMETRY := 0
 
@@ -14,6 +14,10 @@ test:
 ## Release build, then cold start, footprint, latency, AWS calls, fan-out, CPU, cost -> docs/BENCHMARKS.md.
 bench:
 	infra/local/stack.sh bench
+
+## Fuzz a running `make run` stack with schemathesis (openapi.yaml); make test does this too.
+fuzz:
+	infra/fuzz.sh http://127.0.0.1:$${PORT:-3000}
 
 ## Formatting and lints as CI checks them.
 lint:

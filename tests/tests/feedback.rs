@@ -174,14 +174,30 @@ async fn a_knock_emits_an_embedded_metric_format_line() {
         "PushesPublishedApns",
         "PushesPublishedFcm",
         "PublishFailures",
+        "EndpointsDisabled",
+        "EndpointsGone",
         "DevicesDeactivated",
         "KnockLatency",
     ] {
         assert!(declared.contains(&name), "{name}");
     }
-    assert!(
-        !text.contains(&whitelist),
-        "no whitelist token in any log line"
+    // Neither the metric lines nor the log lines carry secrets or identifiers
+    // of the phone: whitelist token, API key, device token, endpoint ARN.
+    let log = std::env::var("LOCAL_API_LOG").expect("LOCAL_API_LOG (set by make test)");
+    let logs = format!(
+        "{text}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
-    assert!(!text.contains(&t), "no device token in any log line");
+    let arn = endpoint(&t).await.arn;
+    for (what, secret) in [
+        ("whitelist token", &whitelist),
+        ("API key", &a.key),
+        ("device token", &t),
+        ("endpoint ARN", &arn),
+    ] {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a log line contains the {what}"
+        );
+    }
 }

@@ -365,3 +365,47 @@ async fn pubsub_answers_the_relay_jid_without_auth() {
         assert!(r.json["jid"].is_string());
     }
 }
+
+#[tokio::test]
+async fn a_token_that_knocks_too_often_gets_429_and_pushes_nothing_more() {
+    // A window of an hour, so the test cannot straddle a window's end unless
+    // it starts in the last seconds of one: wait those out.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if 3600 - now % 3600 < 20 {
+        tokio::time::sleep(std::time::Duration::from_secs(3600 - now % 3600 + 1)).await;
+    }
+    let router = Router::start(&[
+        ("KNOCK_LIMIT_PER_WINDOW", "3"),
+        ("KNOCK_LIMIT_WINDOW_SECONDS", "3600"),
+    ])
+    .await;
+    let api = &router.api;
+    let o = owner(api).await;
+    for _ in 0..3 {
+        assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
+    }
+    let r = api.knock(&o.token, json!({"priority": "high"})).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(r.json["detail"].is_string());
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    assert_eq!(
+        only_endpoint(&o.fcm).await.messages.len(),
+        3,
+        "nothing pushed for the refused knock"
+    );
+    // Another token of the same owner has its own budget; unknown tokens stay 404.
+    let d = api.get("device/gcm/", Some(&o.account.key)).await;
+    let other = api
+        .token(
+            &o.account,
+            "gcm",
+            d.json["results"][0]["id"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(api.knock(&other, json!({})).await.status, 202);
+    assert_eq!(api.knock(&"f".repeat(40), json!({})).await.status, 404);
+}

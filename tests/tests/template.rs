@@ -83,3 +83,24 @@ async fn the_router_serves_every_template_route() {
         );
     }
 }
+
+#[test]
+fn openapi_describes_exactly_the_template_routes() {
+    let spec = load(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml")).expect("openapi.yaml");
+    assert_eq!(spec["openapi"].as_str(), Some("3.1.0"));
+    let documented: BTreeSet<String> = spec["paths"]
+        .as_mapping()
+        .expect("paths")
+        .iter()
+        .map(|(path, operations)| {
+            let methods = operations.as_mapping().map(|m| m.len()).unwrap_or(0);
+            assert!(methods > 0, "{path:?} documents no operation");
+            path.as_str().unwrap().to_string()
+        })
+        .collect();
+    let routed: BTreeSet<String> = routes(&template()).into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        documented, routed,
+        "openapi.yaml paths vs template.yaml routes"
+    );
+}

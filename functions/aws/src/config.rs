@@ -7,7 +7,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use push_core::ports::SystemClock;
-use push_core::{Deps, Settings};
+use push_core::{Deps, Limit, Settings};
 
 use crate::{DynamoStore, SnsGateway};
 
@@ -33,7 +33,8 @@ fn var(name: &str) -> Option<String> {
 impl AppConfig {
     /// Reads `TABLE_NAME`, `APNS_PLATFORM_APPLICATION_ARN`,
     /// `GCM_PLATFORM_APPLICATION_ARN`, `TOKEN_LIFETIME_SECONDS` (default 30
-    /// days), `PUBSUB_JID` and `PUBLIC_BASE_URL`.
+    /// days), `KNOCK_LIMIT_PER_WINDOW` (default 10), `KNOCK_LIMIT_WINDOW_SECONDS`
+    /// (default 60), `PUBSUB_JID` and `PUBLIC_BASE_URL`.
     pub fn from_env() -> Result<Self, String> {
         let mut settings = Settings::default();
         if let Some(raw) = var("TOKEN_LIFETIME_SECONDS") {
@@ -42,6 +43,32 @@ impl AppConfig {
             })?;
             settings.token_lifetime = Duration::from_secs(seconds);
         }
+        if let Some(raw) = var("KNOCK_LIMIT_PER_WINDOW") {
+            settings.knock_limit = raw.parse().map_err(|_| {
+                format!("KNOCK_LIMIT_PER_WINDOW must be a whole number (0: no limit), not {raw:?}")
+            })?;
+        }
+        if let Some(raw) = var("KNOCK_LIMIT_WINDOW_SECONDS") {
+            let seconds: u64 = raw.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                format!("KNOCK_LIMIT_WINDOW_SECONDS must be a positive whole number, not {raw:?}")
+            })?;
+            settings.knock_window = Duration::from_secs(seconds);
+        }
+        limit_from_env(
+            &mut settings.login_limit,
+            "LOGIN_FAILURE_LIMIT",
+            "LOGIN_FAILURE_WINDOW_SECONDS",
+        )?;
+        limit_from_env(
+            &mut settings.token_limit,
+            "TOKEN_CREATE_LIMIT",
+            "TOKEN_CREATE_WINDOW_SECONDS",
+        )?;
+        limit_from_env(
+            &mut settings.signup_limit,
+            "SIGNUP_LIMIT",
+            "SIGNUP_WINDOW_SECONDS",
+        )?;
         settings.pubsub_jid = var("PUBSUB_JID").unwrap_or_default();
         settings.public_base_url = var("PUBLIC_BASE_URL");
         Ok(AppConfig {
@@ -51,6 +78,23 @@ impl AppConfig {
             settings,
         })
     }
+}
+
+/// Reads a limit's maximum (0: no limit) and window from two variables.
+fn limit_from_env(limit: &mut Limit, max_var: &str, window_var: &str) -> Result<(), String> {
+    if let Some(raw) = var(max_var) {
+        limit.max = raw
+            .parse()
+            .map_err(|_| format!("{max_var} must be a whole number (0: no limit), not {raw:?}"))?;
+    }
+    if let Some(raw) = var(window_var) {
+        let seconds: u64 =
+            raw.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                format!("{window_var} must be a positive whole number, not {raw:?}")
+            })?;
+        limit.window = Duration::from_secs(seconds);
+    }
+    Ok(())
 }
 
 /// The SDK configuration: standard sources, bounded retries and timeouts so a

@@ -7,16 +7,18 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem,
-    WriteRequest,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use push_core::model::{
-    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushTokenClaim, TokenRecord,
+    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, LimitCount, PushTokenClaim, TokenRecord,
 };
 use push_core::ports::{
-    ClaimChange, CreateAccountError, DeviceWrite, PortError, Store, WriteConflict,
+    ClaimChange, CreateAccountError, DeviceWrite, KnockAdmission, LimitKey, PortError, Store,
+    WriteConflict,
 };
 use push_core::time::Micros;
 use serde::{Deserialize, Serialize};
@@ -43,6 +45,11 @@ struct AccountItem {
     email: String,
     password_hash: String,
     created_us: Micros,
+    /// Failed logins: the current window and the count in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lw: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lc: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -61,6 +68,11 @@ struct KeyItem {
     account_id: String,
     username: String,
     email: String,
+    /// Token creations: the current window and the count in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lw: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lc: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -106,6 +118,11 @@ struct TokenItem {
     expires_us: Micros,
     /// TTL: DynamoDB removes the item some time after this (epoch seconds).
     expires_at: i64,
+    /// The knock limit's current window and the knocks counted in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kw: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kc: Option<u32>,
 }
 
 impl From<DeviceItem> for DeviceRecord {
@@ -382,6 +399,7 @@ impl Store for DynamoStore {
             email: a.email,
             password_hash: a.password_hash,
             created_us: a.created_us,
+            failed_logins: limit_count(a.lw, a.lc),
         }))
     }
 
@@ -400,6 +418,8 @@ impl Store for DynamoStore {
                 email: account.email.clone(),
                 password_hash: account.password_hash.clone(),
                 created_us: account.created_us,
+                lw: None,
+                lc: None,
             })?,
             Some("attribute_not_exists(pk)"),
             vec![],
@@ -452,6 +472,7 @@ impl Store for DynamoStore {
             account_id: k.account_id,
             username: k.username,
             email: k.email,
+            token_creations: limit_count(k.lw, k.lc),
         }))
     }
 
@@ -683,6 +704,8 @@ impl Store for DynamoStore {
             created_us: token.created_us,
             expires_us: token.expires_us,
             expires_at: token.expires_us.div_euclid(1_000_000) + 1,
+            kw: None,
+            kc: None,
         };
         let check = ConditionCheck::builder()
             .table_name(&self.table)
@@ -710,6 +733,144 @@ impl Store for DynamoStore {
         match self.get(key(keys::token(token))).await? {
             Some(item) => Ok(Some(from_item::<TokenItem>(item)?.into())),
             None => Ok(None),
+        }
+    }
+
+    async fn admit_knock(
+        &self,
+        token: &str,
+        now_us: Micros,
+        limit: u32,
+        window_us: Micros,
+    ) -> Result<KnockAdmission, PortError> {
+        let window = now_us.div_euclid(window_us.max(1));
+        let retry_after = || {
+            let end_us = (window + 1).saturating_mul(window_us);
+            u64::try_from((end_us - now_us + 999_999) / 1_000_000).unwrap_or(1)
+        };
+        // The common case, one call: the first knock of a window starts a new
+        // count. Within a window, a second call counts against the limit.
+        for _ in 0..3 {
+            let start = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::token(token))))
+                .update_expression("SET kw = :w, kc = :one")
+                .condition_expression("attribute_exists(pk) AND expires_us > :now AND (attribute_not_exists(kw) OR kw < :w)")
+                .expression_attribute_values(":w", AttributeValue::N(window.to_string()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":now", AttributeValue::N(now_us.to_string()))
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            let current = match start {
+                Ok(out) => return admitted(out.attributes),
+                Err(e) => match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(c)) => c.item.clone(),
+                    _ => return Err(port_error("UpdateItem", e)),
+                },
+            };
+            let Some(item) = current else {
+                return Ok(KnockAdmission::Unknown);
+            };
+            let item: TokenItem = from_item(item)?;
+            if item.expires_us <= now_us {
+                return Ok(KnockAdmission::Unknown);
+            }
+            if limit > 0 && item.kc.unwrap_or(0) >= limit && item.kw == Some(window) {
+                return Ok(KnockAdmission::Limited {
+                    retry_after_seconds: retry_after(),
+                });
+            }
+            let mut count = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::token(token))))
+                .update_expression("SET kc = kc + :one")
+                .expression_attribute_values(":w", AttributeValue::N(window.to_string()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":now", AttributeValue::N(now_us.to_string()))
+                .return_values(ReturnValue::AllNew);
+            count = if limit > 0 {
+                count
+                    .condition_expression("kw = :w AND kc < :limit AND expires_us > :now")
+                    .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+            } else {
+                count.condition_expression("kw = :w AND expires_us > :now")
+            };
+            match count.send().await {
+                Ok(out) => return admitted(out.attributes),
+                // The window moved or the count changed under us: look again.
+                Err(e) if conditional_failed(&e) => continue,
+                Err(e) => return Err(port_error("UpdateItem", e)),
+            }
+        }
+        Ok(KnockAdmission::Limited {
+            retry_after_seconds: retry_after(),
+        })
+    }
+
+    async fn count_hit(
+        &self,
+        limit: &LimitKey,
+        window: i64,
+        max: u32,
+        known: Option<LimitCount>,
+    ) -> Result<bool, PortError> {
+        let (item_key, must_exist) = match limit {
+            LimitKey::FailedLogins { username } => (keys::account(username), true),
+            LimitKey::TokenCreations { key_hash } => (keys::api_key(key_hash), true),
+            LimitKey::Signups => (keys::signup_counter(), false),
+        };
+        let w = AttributeValue::N(window.to_string());
+        let one = AttributeValue::N("1".into());
+        // A new window (as far as we know): start its count. One call.
+        if known.map(|c| c.window) != Some(window) {
+            let condition = if must_exist {
+                "attribute_exists(pk) AND (attribute_not_exists(lw) OR lw < :w)"
+            } else {
+                "attribute_not_exists(lw) OR lw < :w"
+            };
+            let started = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(item_key.clone())))
+                .update_expression("SET lw = :w, lc = :one")
+                .condition_expression(condition)
+                .expression_attribute_values(":w", w.clone())
+                .expression_attribute_values(":one", one.clone())
+                .send()
+                .await;
+            match started {
+                Ok(_) => return Ok(true),
+                Err(e) if conditional_failed(&e) => {}
+                Err(e) => return Err(port_error("UpdateItem", e)),
+            }
+        }
+        // The window has a count: add to it unless the limit is reached.
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(item_key)))
+            .update_expression("SET lc = lc + :one")
+            .expression_attribute_values(":w", w)
+            .expression_attribute_values(":one", one);
+        update = if max > 0 {
+            update
+                .condition_expression("lw = :w AND lc < :max")
+                .expression_attribute_values(":max", AttributeValue::N(max.to_string()))
+        } else {
+            update.condition_expression("lw = :w")
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(port_error("UpdateItem", e)),
         }
     }
 
@@ -791,6 +952,15 @@ impl Store for DynamoStore {
     }
 }
 
+fn admitted(attributes: Option<Item>) -> Result<KnockAdmission, PortError> {
+    match attributes {
+        Some(item) => Ok(KnockAdmission::Admitted(
+            from_item::<TokenItem>(item)?.into(),
+        )),
+        None => Ok(KnockAdmission::Unknown),
+    }
+}
+
 impl DynamoStore {
     async fn release_claim(&self, device: &DeviceRecord) -> Result<(), PortError> {
         let result = self
@@ -820,5 +990,14 @@ fn key_item(k: &ApiKeyRecord) -> KeyItem {
         account_id: k.account_id.clone(),
         username: k.username.clone(),
         email: k.email.clone(),
+        lw: None,
+        lc: None,
     }
+}
+
+fn limit_count(window: Option<i64>, count: Option<u32>) -> Option<LimitCount> {
+    Some(LimitCount {
+        window: window?,
+        count: count?,
+    })
 }

@@ -17,6 +17,9 @@ const TRANSIENT_CODES: &[&str] = &[
     "KMSThrottling",
     "KMSThrottlingException",
     "TransactionInProgressException",
+    // The table (or topic) is not there: a broken deployment or an emulator
+    // restarted empty. Not the client's fault, and not a code path's bug.
+    "ResourceNotFoundException",
 ];
 
 /// Whether an SDK error means the service is unreachable, slow or throttling.

@@ -62,6 +62,11 @@ pub fn endpoint(endpoint_arn: &str) -> String {
     format!("ENDPOINT#{}", sha256_hex(endpoint_arn))
 }
 
+/// The service-wide counter of account creations.
+pub fn signup_counter() -> (String, String) {
+    ("LIMIT#SIGNUPS".into(), "LIMIT".into())
+}
+
 pub fn token(token: &str) -> (String, String) {
     (format!("{TOKEN_PREFIX}{token}"), "TOKEN".into())
 }

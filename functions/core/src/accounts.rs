@@ -3,8 +3,9 @@
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::model::{AccountRecord, ApiKeyRecord};
-use crate::ports::CreateAccountError;
+use crate::metrics;
+use crate::model::{AccountRecord, ApiKeyRecord, LimitCount};
+use crate::ports::{CreateAccountError, LimitKey};
 use crate::request::{ApiRequest, ApiResponse};
 use crate::{secrets, Deps};
 
@@ -32,6 +33,11 @@ pub async fn authenticate(deps: &Deps, req: &ApiRequest) -> Result<ApiKeyRecord,
         .get_api_key(&secrets::sha256_hex(key))
         .await?
         .ok_or(ApiError::Unauthenticated("Invalid token."))
+}
+
+/// Records a refused request in the metrics (no identifiers).
+pub fn limit_hit(limit: &str) {
+    metrics::emit("api", &[("LimitHits", 1.0, "Count")], &[("Limit", limit)]);
 }
 
 /// Django's username rule: letters, digits and `@ . + - _`.
@@ -77,6 +83,23 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
         if let Some(account) = deps.store.get_account(&username).await? {
             return login(deps, &account, &password).await;
         }
+        let (window, retry_after_seconds) =
+            deps.settings.signup_limit.window_at(deps.clock.now_us());
+        if !deps
+            .store
+            .count_hit(
+                &LimitKey::Signups,
+                window,
+                deps.settings.signup_limit.max,
+                None,
+            )
+            .await?
+        {
+            limit_hit("Signups");
+            return Err(ApiError::RateLimited {
+                retry_after_seconds,
+            });
+        }
         let password_hash = secrets::hash_password(&password)
             .map_err(|e| ApiError::Internal(format!("password hashing failed: {e}")))?;
         let account = AccountRecord {
@@ -85,6 +108,7 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
             email: email.clone(),
             password_hash,
             created_us: deps.clock.now_us(),
+            failed_logins: None,
         };
         let key = secrets::new_api_key();
         let key_record = ApiKeyRecord {
@@ -92,6 +116,7 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
             account_id: account.id.clone(),
             username: account.username.clone(),
             email: account.email.clone(),
+            token_creations: None,
         };
         match deps.store.create_account(&account, &key_record).await {
             Ok(()) => {
@@ -115,8 +140,24 @@ async fn login(
     account: &AccountRecord,
     password: &str,
 ) -> Result<ApiResponse, ApiError> {
+    let limit = deps.settings.login_limit;
+    let (window, retry_after_seconds) = limit.window_at(deps.clock.now_us());
+    // Too many failures: the username is locked for the rest of the window,
+    // whatever the password (so guessing gains nothing).
+    if LimitCount::exhausted(account.failed_logins, window, limit.max) {
+        limit_hit("FailedLogins");
+        return Err(ApiError::RateLimited {
+            retry_after_seconds,
+        });
+    }
     if !secrets::verify_password(password, &account.password_hash) {
         tracing::info!(account = %account.id, "login with wrong password");
+        let key = LimitKey::FailedLogins {
+            username: account.username.clone(),
+        };
+        deps.store
+            .count_hit(&key, window, 0, account.failed_logins)
+            .await?;
         return Err(ApiError::InvalidCredentials);
     }
     let key = secrets::new_api_key();
@@ -126,6 +167,7 @@ async fn login(
             account_id: account.id.clone(),
             username: account.username.clone(),
             email: account.email.clone(),
+            token_creations: None,
         })
         .await?;
     let mut body = account_json(&account.id, &account.username, &account.email);

@@ -36,6 +36,9 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("payload too large")]
     PayloadTooLarge,
+    /// Over a rate limit: `429` with `Retry-After`.
+    #[error("rate limited")]
+    RateLimited { retry_after_seconds: u64 },
     #[error("unsupported media type")]
     UnsupportedMediaType(String),
     /// A dependency (DynamoDB, SNS) is unreachable or throttling.
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::PayloadTooLarge => 413,
+            ApiError::RateLimited { .. } => 429,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::Unavailable(_) => 503,
             ApiError::Internal(_) => 500,
@@ -89,6 +93,11 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge => json!({
                 "detail": format!("Request body is larger than {} bytes.", crate::request::MAX_BODY_BYTES)
+            }),
+            ApiError::RateLimited {
+                retry_after_seconds,
+            } => json!({
+                "detail": format!("Request was throttled. Expected available in {retry_after_seconds} seconds.")
             }),
             ApiError::UnsupportedMediaType(ct) => {
                 json!({ "detail": format!("Unsupported media type \"{ct}\" in request.") })
@@ -116,6 +125,13 @@ impl ApiError {
                 response
                     .headers
                     .push(("Retry-After".into(), RETRY_AFTER_SECONDS.to_string()));
+            }
+            ApiError::RateLimited {
+                retry_after_seconds,
+            } => {
+                response
+                    .headers
+                    .push(("Retry-After".into(), retry_after_seconds.max(1).to_string()));
             }
             _ => {}
         }

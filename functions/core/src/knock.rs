@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::metrics;
 use crate::model::{DeviceKind, DeviceRecord};
 use crate::payload::{push_for, Priority, APNS_MAX_PAYLOAD_BYTES};
-use crate::ports::{PortError, PublishError};
+use crate::ports::{KnockAdmission, PortError, PublishError};
 use crate::request::{ApiRequest, ApiResponse};
 use crate::tokens::MAX_TOKEN_CHARS;
 use crate::Deps;
@@ -17,6 +17,9 @@ pub const MAX_DATA_BYTES: usize = 1024;
 /// What happened to one knock; logged and returned for tests and metrics.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Delivery {
+    /// Endpoints SNS reported disabled, and ones it reported gone.
+    pub disabled: usize,
+    pub gone: usize,
     pub published: usize,
     pub published_apns: usize,
     pub published_fcm: usize,
@@ -72,6 +75,8 @@ pub async fn knock(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErro
             ),
             ("PushesPublishedFcm", delivery.published_fcm as f64, "Count"),
             ("PublishFailures", delivery.failed as f64, "Count"),
+            ("EndpointsDisabled", delivery.disabled as f64, "Count"),
+            ("EndpointsGone", delivery.gone as f64, "Count"),
             ("DevicesDeactivated", delivery.deactivated as f64, "Count"),
             ("KnockLatency", latency_ms, "Milliseconds"),
         ],
@@ -90,8 +95,9 @@ pub async fn knock(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErro
     ))
 }
 
-/// Looks the token up (one read), lists the owner's devices (one query) and
-/// publishes to every active one concurrently.
+/// Looks the token up while counting the knock against its limit (one
+/// conditional update), lists the owner's devices (one query) and publishes to
+/// every active one concurrently.
 pub async fn deliver(
     deps: &Deps,
     token: &str,
@@ -99,9 +105,27 @@ pub async fn deliver(
     priority: Priority,
 ) -> Result<Delivery, ApiError> {
     let now = deps.clock.now_us();
-    let record = match deps.store.get_token(token).await? {
-        Some(t) if t.is_live(now) => t,
-        _ => return Err(ApiError::NotFound),
+    let window_us = i64::try_from(deps.settings.knock_window.as_micros()).unwrap_or(i64::MAX);
+    let record = match deps
+        .store
+        .admit_knock(token, now, deps.settings.knock_limit, window_us)
+        .await?
+    {
+        KnockAdmission::Admitted(t) => t,
+        KnockAdmission::Unknown => return Err(ApiError::NotFound),
+        KnockAdmission::Limited {
+            retry_after_seconds,
+        } => {
+            metrics::emit(
+                "knock",
+                &[("LimitHits", 1.0, "Count")],
+                &[("Limit", "KnocksPerToken")],
+            );
+            tracing::info!("knock over its token's limit");
+            return Err(ApiError::RateLimited {
+                retry_after_seconds,
+            });
+        }
     };
     let devices = deps.store.list_devices(&record.owner).await?;
     // A token whose device is gone went with it (the deletion may still be
@@ -135,7 +159,14 @@ pub async fn deliver(
                     DeviceKind::Gcm => delivery.published_fcm += 1,
                 }
             }
-            Err(PublishError::Disabled | PublishError::Gone) => dead.push(*device),
+            Err(PublishError::Disabled) => {
+                delivery.disabled += 1;
+                dead.push(*device);
+            }
+            Err(PublishError::Gone) => {
+                delivery.gone += 1;
+                dead.push(*device);
+            }
             Err(PublishError::Port(e)) => {
                 delivery.failed += 1;
                 tracing::warn!(device = %device.id, error = %e, "publish failed");

@@ -37,6 +37,40 @@ pub struct Settings {
     pub pubsub_jid: String,
     /// Overrides the scheme and host used for absolute `next`/`previous` URLs.
     pub public_base_url: Option<String>,
+    /// Knocks one whitelist token may make per window (0: no limit).
+    pub knock_limit: u32,
+    /// The knock limit's window.
+    pub knock_window: Duration,
+    /// Failed logins per username per window before the username is locked.
+    pub login_limit: Limit,
+    /// Whitelist tokens one API key may create per window.
+    pub token_limit: Limit,
+    /// Accounts the whole service creates per window.
+    pub signup_limit: Limit,
+}
+
+/// A rate limit: at most `max` hits per `window` (`max == 0`: no limit).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+impl Limit {
+    /// The window `now_us` falls in, and the seconds until it ends.
+    pub fn window_at(&self, now_us: time::Micros) -> (i64, u64) {
+        let len = i64::try_from(self.window.as_micros())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let w = now_us.div_euclid(len);
+        let end = (w + 1).saturating_mul(len);
+        (
+            w,
+            u64::try_from((end - now_us + 999_999) / 1_000_000)
+                .unwrap_or(1)
+                .max(1),
+        )
+    }
 }
 
 impl Default for Settings {
@@ -45,6 +79,20 @@ impl Default for Settings {
             token_lifetime: Duration::from_secs(30 * 24 * 3600),
             pubsub_jid: String::new(),
             public_base_url: None,
+            knock_limit: 10,
+            knock_window: Duration::from_secs(60),
+            login_limit: Limit {
+                max: 10,
+                window: Duration::from_secs(15 * 60),
+            },
+            token_limit: Limit {
+                max: 200,
+                window: Duration::from_secs(3600),
+            },
+            signup_limit: Limit {
+                max: 1000,
+                window: Duration::from_secs(60),
+            },
         }
     }
 }

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushTokenClaim, TokenRecord,
+    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, LimitCount, PushTokenClaim, TokenRecord,
 };
 use crate::time::Micros;
 
@@ -18,6 +18,29 @@ pub enum PortError {
     /// Anything else: a bug or misconfiguration (`500`).
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// Which counter a rate-limited action is counted on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LimitKey {
+    /// Failed logins, on the account's item.
+    FailedLogins { username: String },
+    /// Token creations, on the API key's item.
+    TokenCreations { key_hash: String },
+    /// Account creations, on one service-wide counter.
+    Signups,
+}
+
+/// The outcome of counting a knock against its token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KnockAdmission {
+    /// No live token with that value.
+    Unknown,
+    Admitted(TokenRecord),
+    /// Over the limit until the window ends.
+    Limited {
+        retry_after_seconds: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +124,25 @@ pub trait Store: Send + Sync {
     /// Stores a new token if the value is unused and the device still exists.
     async fn create_token(&self, token: &TokenRecord) -> Result<(), WriteConflict>;
     async fn get_token(&self, token: &str) -> Result<Option<TokenRecord>, PortError>;
+    /// The knock's token lookup: counts the knock against the token's limit
+    /// in the same conditional write that reads the token.
+    async fn admit_knock(
+        &self,
+        token: &str,
+        now_us: Micros,
+        limit: u32,
+        window_us: Micros,
+    ) -> Result<KnockAdmission, PortError>;
+    /// Counts one hit against a limit in `window`; `false` when `max` hits
+    /// were already counted there. `known` is the count as last read, if the
+    /// caller read the item anyway (saves the second call of a new window).
+    async fn count_hit(
+        &self,
+        key: &LimitKey,
+        window: i64,
+        max: u32,
+        known: Option<LimitCount>,
+    ) -> Result<bool, PortError>;
     async fn list_tokens(&self, owner: &str) -> Result<Vec<TokenRecord>, PortError>;
     /// Renames a live token of `owner`; `None` when there is none.
     async fn rename_token(

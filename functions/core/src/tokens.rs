@@ -3,12 +3,12 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::accounts::authenticate;
+use crate::accounts::{authenticate, limit_hit};
 use crate::devices::clean_registration_id;
 use crate::error::ApiError;
-use crate::model::{DeviceKind, DeviceRecord, TokenRecord};
+use crate::model::{DeviceKind, DeviceRecord, LimitCount, TokenRecord};
 use crate::page::page;
-use crate::ports::WriteConflict;
+use crate::ports::{LimitKey, WriteConflict};
 use crate::request::{ApiRequest, ApiResponse};
 use crate::time::{format_timestamp, Micros};
 use crate::{secrets, Deps};
@@ -92,13 +92,34 @@ pub async fn create(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErr
             ))
         }
     };
-    let owner = caller.account_id;
+    let limit = deps.settings.token_limit;
+    let (window, retry_after_seconds) = limit.window_at(deps.clock.now_us());
+    if LimitCount::exhausted(caller.token_creations, window, limit.max) {
+        limit_hit("TokenCreations");
+        return Err(ApiError::RateLimited {
+            retry_after_seconds,
+        });
+    }
+    let owner = caller.account_id.clone();
     let Some(device) = resolve_device(deps, &owner, kind, value.trim()).await? else {
         return Err(ApiError::field(
             kind.token_field(),
             "Invalid device: no such device of yours.",
         ));
     };
+    let counter = LimitKey::TokenCreations {
+        key_hash: caller.key_hash.clone(),
+    };
+    if !deps
+        .store
+        .count_hit(&counter, window, limit.max, caller.token_creations)
+        .await?
+    {
+        limit_hit("TokenCreations");
+        return Err(ApiError::RateLimited {
+            retry_after_seconds,
+        });
+    }
     for _ in 0..3 {
         let now = deps.clock.now_us();
         let lifetime = i64::try_from(deps.settings.token_lifetime.as_micros()).unwrap_or(i64::MAX);

@@ -17,6 +17,8 @@ use tracing_subscriber::EnvFilter;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const DEFAULT_TABLE: &str = "chatsecure-push-local";
+const APNS_APP: &str = "chatsecure-push-local-apns";
+const GCM_APP: &str = "chatsecure-push-local-gcm";
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -62,12 +64,22 @@ async fn main() -> Result<(), BoxError> {
 
     let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| DEFAULT_TABLE.into());
     let sdk = load_sdk_config().await;
-    setup::ensure_table(&aws_sdk_dynamodb::Client::new(&sdk), &table, table_props).await?;
-    let sns = aws_sdk_sns::Client::new(&sdk);
-    let apns =
-        setup::ensure_platform_application(&sns, "chatsecure-push-local-apns", "APNS_SANDBOX")
-            .await?;
-    let gcm = setup::ensure_platform_application(&sns, "chatsecure-push-local-gcm", "GCM").await?;
+    // LOCAL_API_SKIP_SETUP=1 serves without touching AWS first (the fault
+    // tests point the router at a closed port); the ARNs are then the ones the
+    // set-up would have made.
+    let (apns, gcm) = if std::env::var("LOCAL_API_SKIP_SETUP").is_ok_and(|v| v == "1") {
+        (
+            format!("arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/{APNS_APP}"),
+            format!("arn:aws:sns:us-east-1:123456789012:app/GCM/{GCM_APP}"),
+        )
+    } else {
+        setup::ensure_table(&aws_sdk_dynamodb::Client::new(&sdk), &table, table_props).await?;
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        (
+            setup::ensure_platform_application(&sns, APNS_APP, "APNS_SANDBOX").await?,
+            setup::ensure_platform_application(&sns, GCM_APP, "GCM").await?,
+        )
+    };
 
     let mut config = match AppConfig::from_env() {
         Ok(c) => c,

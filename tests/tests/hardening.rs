@@ -1,0 +1,534 @@
+//! Abuse limits, faults, the authorisation matrix, hostile bodies on every
+//! route, and what the table may hold.
+
+use std::time::Duration;
+
+use api_tests::*;
+use serde_json::{json, Value};
+
+/// Waits out the last seconds of an hour-long window so a test never
+/// straddles two windows.
+async fn away_from_window_edge() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if 3600 - now % 3600 < 20 {
+        tokio::time::sleep(Duration::from_secs(3600 - now % 3600 + 1)).await;
+    }
+}
+
+fn fresh_table() -> String {
+    format!("limits-{}", uuid::Uuid::new_v4().simple())
+}
+
+#[tokio::test]
+async fn failed_logins_lock_the_username_for_the_window() {
+    away_from_window_edge().await;
+    let table = fresh_table();
+    let router = Router::start(&[
+        ("TABLE_NAME", &table),
+        ("LOGIN_FAILURE_LIMIT", "3"),
+        ("LOGIN_FAILURE_WINDOW_SECONDS", "3600"),
+    ])
+    .await;
+    let api = &router.api;
+    let a = api.signup().await;
+    let other = api.signup().await;
+    let login = |username: String, password: String| async move {
+        api.post(
+            "accounts/",
+            None,
+            Body::Json(json!({"username": username, "password": password})),
+        )
+        .await
+    };
+    for _ in 0..3 {
+        assert_eq!(login(a.username.clone(), "wrong".into()).await.status, 401);
+    }
+    let r = login(a.username.clone(), "wrong".into()).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(r.header("retry-after").is_some());
+    // Locked whatever the password: guessing gains nothing.
+    let r = login(a.username.clone(), a.password.clone()).await;
+    assert_eq!(r.status, 429);
+    // Existing keys keep working, and other usernames are not affected.
+    assert_eq!(api.get("accounts/", Some(&a.key)).await.status, 200);
+    assert_eq!(
+        login(other.username.clone(), other.password.clone())
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn token_creation_is_limited_per_api_key() {
+    away_from_window_edge().await;
+    let table = fresh_table();
+    let router = Router::start(&[
+        ("TABLE_NAME", &table),
+        ("TOKEN_CREATE_LIMIT", "5"),
+        ("TOKEN_CREATE_WINDOW_SECONDS", "3600"),
+    ])
+    .await;
+    let api = &router.api;
+    let a = api.signup().await;
+    let d = api.device(&a, "apns", &apns_token()).await;
+    let device = d["id"].as_str().unwrap();
+    for _ in 0..5 {
+        api.token(&a, "apns", device).await;
+    }
+    let r = api
+        .post(
+            "tokens/",
+            Some(&a.key),
+            Body::Json(json!({"apns_device": device})),
+        )
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(api.get("tokens/", Some(&a.key)).await.json["count"], 5);
+}
+
+#[tokio::test]
+async fn account_creation_is_limited_service_wide() {
+    away_from_window_edge().await;
+    let table = fresh_table();
+    let router = Router::start(&[
+        ("TABLE_NAME", &table),
+        ("SIGNUP_LIMIT", "4"),
+        ("SIGNUP_WINDOW_SECONDS", "3600"),
+    ])
+    .await;
+    let api = &router.api;
+    let mut accounts = Vec::new();
+    for _ in 0..4 {
+        accounts.push(api.signup().await);
+    }
+    let r = api
+        .post(
+            "accounts/",
+            None,
+            Body::Json(json!({"username": random_username(), "password": "p"})),
+        )
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    // Logging in is not a sign-up.
+    let a = &accounts[0];
+    let r = api
+        .post(
+            "accounts/",
+            None,
+            Body::Json(json!({"username": a.username, "password": a.password})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn an_unreachable_aws_is_503_with_retry_after_everywhere() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let router = Router::start(&[
+        ("AWS_ENDPOINT_URL", &endpoint),
+        ("LOCAL_API_SKIP_SETUP", "1"),
+    ])
+    .await;
+    let api = &router.api;
+    let key = "0123456789abcdef0123456789abcdef01234567";
+    let requests: Vec<(&str, &str, Option<&str>, Value)> = vec![
+        (
+            "POST",
+            "accounts/",
+            None,
+            json!({"username": random_username(), "password": "p"}),
+        ),
+        ("GET", "accounts/", Some(key), Value::Null),
+        ("GET", "device/apns/", Some(key), Value::Null),
+        (
+            "POST",
+            "device/gcm/",
+            Some(key),
+            json!({"registration_id": fcm_token()}),
+        ),
+        ("GET", "tokens/", Some(key), Value::Null),
+        ("POST", "messages/", None, json!({"token": "f".repeat(40)})),
+    ];
+    for (method, path, key, body) in requests {
+        let body = if body.is_null() {
+            Body::None
+        } else {
+            Body::Json(body)
+        };
+        let started = std::time::Instant::now();
+        let r = api.send(method, path, key, body).await;
+        assert_eq!(r.status, 503, "{method} {path}: {}", r.text);
+        assert!(r.header("retry-after").is_some());
+        assert!(r.json["detail"].is_string());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "bounded retries"
+        );
+    }
+    // What needs no AWS still works.
+    assert_eq!(api.get("pubsub/", None).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_emulator_dying_mid_run_is_503_and_recovery_is_clean() {
+    let python = std::env::var("EMULATOR_PYTHON").expect("EMULATOR_PYTHON (set by make test)");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/local/emulator.py");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let spawn = || {
+        std::process::Command::new(&python)
+            .args([script, "127.0.0.1", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("emulator")
+    };
+    let wait_up = || async {
+        for _ in 0..100 {
+            if reqwest::get(format!("http://127.0.0.1:{port}/moto-api/data.json"))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("emulator did not start");
+    };
+    let mut emulator = spawn();
+    wait_up().await;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let router = Router::start(&[("AWS_ENDPOINT_URL", &endpoint)]).await;
+    let api = &router.api;
+    let a = api.signup().await;
+    let d = api.device(&a, "apns", &apns_token()).await;
+    let t = api.token(&a, "apns", d["id"].as_str().unwrap()).await;
+    assert_eq!(api.knock(&t, json!({})).await.status, 202);
+
+    emulator.kill().unwrap();
+    emulator.wait().unwrap();
+    assert_eq!(api.knock(&t, json!({})).await.status, 503);
+    assert_eq!(api.get("tokens/", Some(&a.key)).await.status, 503);
+    let r = api
+        .post(
+            "device/gcm/",
+            Some(&a.key),
+            Body::Json(json!({"registration_id": fcm_token()})),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text);
+
+    // A new, empty emulator on the same port (no table): still 503, never 500.
+    let mut emulator = spawn();
+    wait_up().await;
+    let r = api.knock(&t, json!({})).await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(
+        api.get("accounts/", Some(&a.key)).await.status,
+        503,
+        "no table yet: still unavailable, never 500"
+    );
+    emulator.kill().unwrap();
+    emulator.wait().unwrap();
+}
+
+#[tokio::test]
+async fn another_accounts_objects_are_404_on_every_route_and_nothing_changes() {
+    let api = Api::new();
+    let a = api.signup().await;
+    let b = api.signup().await;
+    let apns = api.device(&a, "apns", &apns_token()).await;
+    let gcm = api.device(&a, "gcm", &fcm_token()).await;
+    let apns_id = apns["id"].as_str().unwrap().to_string();
+    let gcm_id = gcm["id"].as_str().unwrap().to_string();
+    let token = api.token(&a, "apns", &apns_id).await;
+    let snapshot = || async {
+        (
+            api.get(&format!("device/apns/{apns_id}/"), Some(&a.key))
+                .await
+                .json,
+            api.get(&format!("device/gcm/{gcm_id}/"), Some(&a.key))
+                .await
+                .json,
+            api.get(&format!("tokens/{token}/"), Some(&a.key))
+                .await
+                .json,
+            api.get("accounts/", Some(&a.key)).await.json,
+        )
+    };
+    let before = snapshot().await;
+    let body = json!({"registration_id": apns_token(), "name": "stolen", "active": false});
+    let mut checked = 0;
+    for (kind, id) in [("apns", &apns_id), ("gcm", &gcm_id)] {
+        for method in ["GET", "PUT", "PATCH", "DELETE"] {
+            for slash in ["", "/"] {
+                let r = api
+                    .send(
+                        method,
+                        &format!("device/{kind}/{id}{slash}"),
+                        Some(&b.key),
+                        Body::Json(body.clone()),
+                    )
+                    .await;
+                assert_eq!(r.status, 404, "{method} device/{kind}/{id}{slash}");
+                checked += 1;
+            }
+        }
+    }
+    for method in ["GET", "PUT", "PATCH", "DELETE"] {
+        for slash in ["", "/"] {
+            let r = api
+                .send(
+                    method,
+                    &format!("tokens/{token}{slash}"),
+                    Some(&b.key),
+                    Body::Json(json!({"name": "stolen"})),
+                )
+                .await;
+            assert_eq!(r.status, 404, "{method} tokens/{token}{slash}");
+            checked += 1;
+        }
+    }
+    for method in ["GET", "DELETE"] {
+        let r = api
+            .send(
+                method,
+                &format!("accounts/{}/", a.username),
+                Some(&b.key),
+                Body::None,
+            )
+            .await;
+        assert_eq!(r.status, 404);
+        checked += 1;
+    }
+    for field in ["apns_device", "gcm_device"] {
+        let id = if field == "apns_device" {
+            &apns_id
+        } else {
+            &gcm_id
+        };
+        let r = api
+            .post("tokens/", Some(&b.key), Body::Json(json!({ field: id })))
+            .await;
+        assert_eq!(r.status, 400);
+        checked += 1;
+    }
+    assert_eq!(checked, 28);
+    assert_eq!(snapshot().await, before, "nothing of a's changed");
+    assert_eq!(api.get("tokens/", Some(&b.key)).await.json["count"], 0);
+    assert_eq!(api.get("device/apns/", Some(&b.key)).await.json["count"], 0);
+}
+
+fn hostile_bodies() -> Vec<(&'static str, Vec<u8>, bool)> {
+    // (content type, body, must be refused with 4xx)
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let deep_object = format!(
+        "{{\"name\": {}1{}}}",
+        "{\"a\":".repeat(3000),
+        "}".repeat(3000)
+    );
+    vec![
+        ("application/json", b"{\"token\": \"abc".to_vec(), true),
+        ("application/json", b"{".to_vec(), true),
+        ("application/json", deep.into_bytes(), true),
+        ("application/json", deep_object.into_bytes(), true),
+        (
+            "application/json",
+            format!("{{\"name\": \"{}\"}}", "x".repeat(20_000)).into_bytes(),
+            true,
+        ),
+        (
+            "application/json",
+            b"{\"name\": \"\xc3\x28\"}".to_vec(),
+            true,
+        ),
+        ("application/json", b"{\"name\": \"a\x00b\"}".to_vec(), true),
+        ("application/json", b"\x00\x00\x00\x00".to_vec(), true),
+        ("application/json", b"null".to_vec(), true),
+        ("application/json", b"12345".to_vec(), true),
+        (
+            "application/json",
+            b"{\"name\": 1, \"name\": 2}".to_vec(),
+            false,
+        ),
+        (
+            "application/json",
+            b"{\"registration_id\": [\"a\"], \"token\": {\"x\": 1}, \"name\": true}".to_vec(),
+            true,
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"name=%zz&token=%".to_vec(),
+            false,
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"name=%c3%28".to_vec(),
+            true,
+        ),
+        ("multipart/form-data", b"--b\r\n".to_vec(), true),
+        (
+            "multipart/form-data; boundary=b",
+            b"--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nunterminated".to_vec(),
+            true,
+        ),
+        ("text/xml", b"<token>abc</token>".to_vec(), true),
+        ("application/octet-stream", vec![0xff; 64], true),
+    ]
+}
+
+#[tokio::test]
+async fn hostile_bodies_on_every_body_route_are_4xx_json_and_never_5xx() {
+    let api = Api::new();
+    let a = api.signup().await;
+    let d = api.device(&a, "apns", &apns_token()).await;
+    let id = d["id"].as_str().unwrap().to_string();
+    let t = api.token(&a, "apns", &id).await;
+    let routes = [
+        ("POST", "accounts/".to_string(), false),
+        ("POST", "device/apns/".to_string(), true),
+        ("POST", "device/gcm/".to_string(), true),
+        ("PUT", format!("device/apns/{id}/"), true),
+        ("PATCH", format!("device/apns/{id}/"), true),
+        ("POST", "tokens/".to_string(), true),
+        ("PUT", format!("tokens/{t}/"), true),
+        ("PATCH", format!("tokens/{t}/"), true),
+        ("POST", "messages/".to_string(), false),
+    ];
+    let mut sent = 0;
+    for (method, path, auth) in &routes {
+        for (content_type, body, refused) in hostile_bodies() {
+            let key = if *auth { Some(a.key.as_str()) } else { None };
+            let r = api
+                .send(method, path, key, Body::Raw(content_type, body.clone()))
+                .await;
+            assert!(
+                r.status < 500,
+                "{method} {path} {content_type}: {} {}",
+                r.status,
+                r.text
+            );
+            if refused {
+                assert!(
+                    (400..500).contains(&r.status),
+                    "{method} {path} {content_type} {:?}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(40)]),
+                    r.status
+                );
+            }
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, routes.len() * hostile_bodies().len());
+    // The device and token are still there, with the same push token (a
+    // lenient form like `name=%zz` may legitimately rename it).
+    let r = api.get(&format!("device/apns/{id}/"), Some(&a.key)).await;
+    assert_eq!(r.json["registration_id"], d["registration_id"]);
+    assert_eq!(
+        api.get(&format!("tokens/{t}"), Some(&a.key)).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_table_holds_only_what_the_service_needs() {
+    let table = fresh_table();
+    let router = Router::start(&[("TABLE_NAME", &table)]).await;
+    let api = &router.api;
+    let a = api.signup().await;
+    let email = format!("{}@example.org", random_username());
+    let r = api
+        .post(
+            "accounts/",
+            None,
+            Body::Json(
+                json!({"username": random_username(), "password": "secret-pw", "email": email}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let b_key = r.json["token"].as_str().unwrap().to_string();
+    let apns = apns_token();
+    let d = api.device(&a, "apns", &apns).await;
+    let t = api.token(&a, "apns", d["id"].as_str().unwrap()).await;
+    api.knock(&t, json!({"data": {"secret": "message text"}}))
+        .await;
+    let _ = api
+        .post(
+            "accounts/",
+            None,
+            Body::Json(json!({"username": a.username, "password": "wrong-guess"})),
+        )
+        .await;
+
+    let db = dynamodb().await;
+    let items = db
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let allowed = [
+        "pk",
+        "sk",
+        "gsi1pk",
+        "gsi1sk",
+        "id",
+        "username",
+        "email",
+        "password_hash",
+        "created_us",
+        "account_id",
+        "owner",
+        "kind",
+        "registration_id",
+        "name",
+        "device_id",
+        "active",
+        "endpoint_arn",
+        "token",
+        "expires_us",
+        "expires_at",
+        "kw",
+        "kc",
+        "lw",
+        "lc",
+    ];
+    let dump = format!("{items:?}");
+    for item in &items {
+        for attribute in item.keys() {
+            assert!(
+                allowed.contains(&attribute.as_str()),
+                "unexpected attribute {attribute}"
+            );
+        }
+    }
+    for secret in [
+        a.password.as_str(),
+        a.key.as_str(),
+        b_key.as_str(),
+        "secret-pw",
+        "wrong-guess",
+        "message text",
+        "127.0.0.1",
+    ] {
+        assert!(!dump.contains(secret), "the table holds {secret}");
+    }
+    assert!(dump.contains("$argon2id$"), "passwords are argon2id hashes");
+    assert!(
+        dump.contains(&apns),
+        "the push token is kept: it is needed to push"
+    );
+}
