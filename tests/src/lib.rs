@@ -388,6 +388,18 @@ pub async fn table_dump() -> Vec<String> {
     items
 }
 
+/// Waits out the last seconds of an hour so that a test using hour-long
+/// limit windows never straddles two of them.
+pub async fn away_from_window_edge() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if 3600 - now % 3600 < 20 {
+        tokio::time::sleep(Duration::from_secs(3600 - now % 3600 + 1)).await;
+    }
+}
+
 /// A second router on a free port with extra environment (e.g. a short token
 /// lifetime), sharing the emulator. Stopped on drop.
 pub struct Router {

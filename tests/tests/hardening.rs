@@ -6,18 +6,6 @@ use std::time::Duration;
 use api_tests::*;
 use serde_json::{json, Value};
 
-/// Waits out the last seconds of an hour-long window so a test never
-/// straddles two windows.
-async fn away_from_window_edge() {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    if 3600 - now % 3600 < 20 {
-        tokio::time::sleep(Duration::from_secs(3600 - now % 3600 + 1)).await;
-    }
-}
-
 fn fresh_table() -> String {
     format!("limits-{}", uuid::Uuid::new_v4().simple())
 }

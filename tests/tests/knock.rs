@@ -368,15 +368,7 @@ async fn pubsub_answers_the_relay_jid_without_auth() {
 
 #[tokio::test]
 async fn a_token_that_knocks_too_often_gets_429_and_pushes_nothing_more() {
-    // A window of an hour, so the test cannot straddle a window's end unless
-    // it starts in the last seconds of one: wait those out.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    if 3600 - now % 3600 < 20 {
-        tokio::time::sleep(std::time::Duration::from_secs(3600 - now % 3600 + 1)).await;
-    }
+    away_from_window_edge().await;
     let router = Router::start(&[
         ("KNOCK_LIMIT_PER_WINDOW", "3"),
         ("KNOCK_LIMIT_WINDOW_SECONDS", "3600"),

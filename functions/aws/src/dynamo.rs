@@ -743,6 +743,13 @@ impl Store for DynamoStore {
         limit: u32,
         window_us: Micros,
     ) -> Result<KnockAdmission, PortError> {
+        if limit == 0 {
+            // No limit to count: a plain (strongly consistent) lookup.
+            return Ok(match self.get_token(token).await? {
+                Some(t) if t.is_live(now_us) => KnockAdmission::Admitted(t),
+                _ => KnockAdmission::Unknown,
+            });
+        }
         let window = now_us.div_euclid(window_us.max(1));
         let retry_after = || {
             let end_us = (window + 1).saturating_mul(window_us);

@@ -178,26 +178,37 @@ async fn login(
 /// `GET accounts/`: the caller's account.
 pub async fn get_own(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(deps, req).await?;
-    Ok(ApiResponse::json(
-        200,
-        account_json(&caller.account_id, &caller.username, &caller.email),
-    ))
+    Ok(account_response(&caller))
 }
 
-/// `GET accounts/<username>/`: the caller's own account; any other name is `404`.
+/// The caller, if `username` is the caller's own; any other name, existing
+/// or not, is `404` (never reveal which usernames exist).
+async fn own_account(
+    deps: &Deps,
+    req: &ApiRequest,
+    username: &str,
+) -> Result<ApiKeyRecord, ApiError> {
+    let caller = authenticate(deps, req).await?;
+    if caller.username != username {
+        return Err(ApiError::NotFound);
+    }
+    Ok(caller)
+}
+
+fn account_response(caller: &ApiKeyRecord) -> ApiResponse {
+    ApiResponse::json(
+        200,
+        account_json(&caller.account_id, &caller.username, &caller.email),
+    )
+}
+
+/// `GET accounts/<username>/`: the caller's own account.
 pub async fn get_named(
     deps: &Deps,
     req: &ApiRequest,
     username: &str,
 ) -> Result<ApiResponse, ApiError> {
-    let caller = authenticate(deps, req).await?;
-    if caller.username != username {
-        return Err(ApiError::NotFound);
-    }
-    Ok(ApiResponse::json(
-        200,
-        account_json(&caller.account_id, &caller.username, &caller.email),
-    ))
+    Ok(account_response(&own_account(deps, req, username).await?))
 }
 
 /// `DELETE accounts/<username>/`: the account and everything it owns.
@@ -206,10 +217,7 @@ pub async fn delete_named(
     req: &ApiRequest,
     username: &str,
 ) -> Result<ApiResponse, ApiError> {
-    let caller = authenticate(deps, req).await?;
-    if caller.username != username {
-        return Err(ApiError::NotFound);
-    }
+    let caller = own_account(deps, req, username).await?;
     // Endpoints first: if anything later fails, a retry finds the records and
     // finishes; deleting an endpoint twice is harmless.
     let devices = deps.store.list_devices(&caller.account_id).await?;

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use push_aws::AppConfig;
+use push_core::model::DeviceKind;
+use push_core::ports::{PortError, PublishError, Push, PushGateway};
+use push_core::{ApiRequest, Deps, Settings};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
@@ -107,9 +111,13 @@ fn proc_usage(pid: &str) -> (f64, u64) {
 // ---------- Cold start through a Lambda Runtime API stub ----------
 
 struct RuntimeStub {
-    event: Value,
-    served: bool,
-    done: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Events still to hand out, in order.
+    events: Vec<Value>,
+    /// Invocations answered so far, and the signals for the first and last.
+    answered: usize,
+    total: usize,
+    first: Option<tokio::sync::oneshot::Sender<()>>,
+    last: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 async fn runtime_api(
@@ -120,14 +128,14 @@ async fn runtime_api(
     let _ = req.into_body().collect().await;
     let mut s = stub.lock().await;
     if path.ends_with("/invocation/next") {
-        if s.served {
+        if s.events.is_empty() {
             drop(s);
             // Hold the runtime here until it is killed.
             tokio::time::sleep(Duration::from_secs(30)).await;
             return hyper::Response::new(Full::new(Bytes::new()));
         }
-        s.served = true;
-        let mut resp = hyper::Response::new(Full::new(Bytes::from(s.event.to_string())));
+        let event = s.events.remove(0);
+        let mut resp = hyper::Response::new(Full::new(Bytes::from(event.to_string())));
         let headers = resp.headers_mut();
         headers.insert(
             "Lambda-Runtime-Aws-Request-Id",
@@ -146,8 +154,14 @@ async fn runtime_api(
         return resp;
     }
     if path.contains("/response") || path.contains("/error") {
-        if let Some(done) = s.done.take() {
-            let _ = done.send(());
+        s.answered += 1;
+        if let Some(first) = s.first.take() {
+            let _ = first.send(());
+        }
+        if s.answered == s.total {
+            if let Some(last) = s.last.take() {
+                let _ = last.send(());
+            }
         }
     }
     let mut resp = hyper::Response::new(Full::new(Bytes::from_static(b"{}")));
@@ -165,9 +179,18 @@ fn event_for(function: &str) -> Value {
 }
 
 fn http_event(method: &str, path: &str) -> Value {
+    http_event_with(method, path, None, None)
+}
+
+fn http_event_with(method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> Value {
+    let mut headers = json!({"host": "bench.example", "x-forwarded-proto": "https", "content-type": "application/json"});
+    if let Some(k) = key {
+        headers["authorization"] = json!(format!("Token {k}"));
+    }
     json!({
         "version": "2.0", "routeKey": format!("ANY {path}"), "rawPath": path, "rawQueryString": "",
-        "headers": {"host": "bench.example", "x-forwarded-proto": "https"},
+        "body": body.map(|b| b.to_string()),
+        "headers": headers,
         "requestContext": {"accountId": "123456789012", "apiId": "bench", "domainName": "bench.example",
             "domainPrefix": "bench", "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
             "sourceIp": "192.0.2.1", "userAgent": "bench"}, "requestId": "r", "routeKey": format!("ANY {path}"),
@@ -176,13 +199,18 @@ fn http_event(method: &str, path: &str) -> Value {
     })
 }
 
-/// Milliseconds from spawning the bootstrap to its first answered invocation.
-async fn cold_start(binary: &str, function: &str) -> f64 {
-    let (tx, rx) = tokio::sync::oneshot::channel();
+/// Runs a bootstrap against a Runtime API stub that hands it `events`:
+/// milliseconds from spawning it to its first answered invocation, and its
+/// peak RSS (KiB) once every event is answered.
+async fn run_bootstrap(binary: &str, function: &str, events: Vec<Value>) -> (f64, u64) {
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let (last_tx, last_rx) = tokio::sync::oneshot::channel();
     let stub = Arc::new(Mutex::new(RuntimeStub {
-        event: event_for(function),
-        served: false,
-        done: Some(tx),
+        total: events.len(),
+        events,
+        answered: 0,
+        first: Some(first_tx),
+        last: Some(last_tx),
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -219,11 +247,22 @@ async fn cold_start(binary: &str, function: &str) -> f64 {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn bootstrap");
-    let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), first_rx).await;
     let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let _ = tokio::time::timeout(Duration::from_secs(120), last_rx).await;
+    let rss = child
+        .id()
+        .map(|pid| proc_usage(&pid.to_string()).1)
+        .unwrap_or(0);
     let _ = child.kill().await;
     server.abort();
-    ms
+    (ms, rss)
+}
+
+async fn cold_start(binary: &str, function: &str) -> f64 {
+    run_bootstrap(binary, function, vec![event_for(function)])
+        .await
+        .0
 }
 
 // ---------- AWS call counting through the emulator's recorder ----------
@@ -276,7 +315,7 @@ async fn recorded_calls() -> BTreeMap<String, usize> {
     counts
 }
 
-async fn count_calls<F, Fut>(op: F) -> String
+async fn count_calls<F, Fut>(op: F) -> (String, BTreeMap<String, usize>)
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -286,11 +325,175 @@ where
     op().await;
     recorder("stop-recording").await;
     let calls = recorded_calls().await;
-    calls
+    let text = calls
         .iter()
         .map(|(k, v)| format!("{v}× {k}"))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    (text, calls)
+}
+
+const SIMULATED_PUBLISH_MS: u64 = 20;
+
+/// SNS as far as publishing goes: every publish succeeds after a fixed delay.
+struct SimulatedSns {
+    inner: Arc<dyn PushGateway>,
+}
+
+#[async_trait::async_trait]
+impl PushGateway for SimulatedSns {
+    fn supports(&self, kind: DeviceKind) -> bool {
+        self.inner.supports(kind)
+    }
+    async fn ensure_endpoint(
+        &self,
+        kind: DeviceKind,
+        token: &str,
+        known: Option<&str>,
+    ) -> Result<String, PortError> {
+        self.inner.ensure_endpoint(kind, token, known).await
+    }
+    async fn delete_endpoint(&self, arn: &str) -> Result<(), PortError> {
+        self.inner.delete_endpoint(arn).await
+    }
+    async fn endpoint_enabled(&self, arn: &str) -> Result<Option<bool>, PortError> {
+        self.inner.endpoint_enabled(arn).await
+    }
+    async fn publish(
+        &self,
+        _arn: &str,
+        _kind: DeviceKind,
+        _push: &Push,
+    ) -> Result<(), PublishError> {
+        tokio::time::sleep(Duration::from_millis(SIMULATED_PUBLISH_MS)).await;
+        Ok(())
+    }
+}
+
+/// The functions' own ports against a fresh table, with simulated publishing
+/// and no abuse limits.
+async fn in_process_deps() -> Deps {
+    let table = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let template =
+        local_api::template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
+            .expect("template");
+    let props = local_api::template::table_properties(&template).expect("table");
+    let sdk = push_aws::load_sdk_config().await;
+    local_api::setup::ensure_table(&aws_sdk_dynamodb::Client::new(&sdk), &table, props)
+        .await
+        .expect("table");
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let apns = local_api::setup::ensure_platform_application(
+        &sns,
+        "chatsecure-push-local-apns",
+        "APNS_SANDBOX",
+    )
+    .await
+    .expect("app");
+    let defaults = Settings::default();
+    let settings = Settings {
+        // Every knock opens a new limit window: the production path of a
+        // token that knocks now and then (one conditional UpdateItem, one Query).
+        knock_limit: 1_000_000,
+        knock_window: Duration::from_millis(1),
+        token_limit: push_core::Limit {
+            max: 0,
+            ..defaults.token_limit
+        },
+        signup_limit: push_core::Limit {
+            max: 0,
+            ..defaults.signup_limit
+        },
+        ..defaults.clone()
+    };
+    let config = AppConfig {
+        table_name: table,
+        apns_application_arn: Some(apns),
+        gcm_application_arn: None,
+        settings,
+    };
+    let mut deps = push_aws::build_deps(&sdk, &config);
+    deps.push = Arc::new(SimulatedSns {
+        inner: deps.push.clone(),
+    });
+    deps
+}
+
+fn api_request(method: &str, segments: &[&str], key: Option<&str>, body: Value) -> ApiRequest {
+    ApiRequest {
+        method: method.into(),
+        segments: segments.iter().map(|s| s.to_string()).collect(),
+        content_type: Some("application/json".into()),
+        authorization: key.map(|k| format!("Token {k}")),
+        origin: "http://bench".into(),
+        path: "/api/v1/".into(),
+        body: Bytes::from(body.to_string()),
+        ..Default::default()
+    }
+}
+
+fn knock_request(token: &str) -> ApiRequest {
+    api_request("POST", &["messages"], None, json!({"token": token}))
+}
+
+/// An account with `n` APNs devices; returns a whitelist token of it.
+async fn owner_with_devices(deps: &Deps, n: usize) -> String {
+    let r = push_core::accounts::create_or_login(
+        deps,
+        &api_request(
+            "POST",
+            &["accounts"],
+            None,
+            json!({"username": username(), "password": "p"}),
+        ),
+    )
+    .await
+    .expect("account");
+    let key = r
+        .body
+        .as_ref()
+        .and_then(|b| b["token"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let mut first = String::new();
+    for _ in 0..n {
+        let r = push_core::devices::register(
+            deps,
+            &api_request(
+                "POST",
+                &["device", "apns"],
+                Some(&key),
+                json!({"registration_id": apns_token()}),
+            ),
+            DeviceKind::Apns,
+        )
+        .await
+        .expect("device");
+        if first.is_empty() {
+            first = r
+                .body
+                .as_ref()
+                .and_then(|b| b["id"].as_str())
+                .unwrap_or_default()
+                .to_string();
+        }
+    }
+    let r = push_core::tokens::create(
+        deps,
+        &api_request(
+            "POST",
+            &["tokens"],
+            Some(&key),
+            json!({"apns_device": first}),
+        ),
+    )
+    .await
+    .expect("token");
+    r.body
+        .as_ref()
+        .and_then(|b| b["token"].as_str())
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::main]
@@ -308,6 +511,8 @@ async fn main() {
     // Footprint: the Lambda artifacts `make package` (sam build) made.
     let lambda_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/lambda");
     writeln!(out, "## Footprint\n\nThe arm64 `bootstrap` each function deploys, as `make package` (`sam build` → cargo-lambda, `[profile.release]`: opt-level 3, fat LTO, one codegen unit, stripped) built it, and zipped as Lambda stores it.\n\n| function | bootstrap | zipped |\n| --- | ---: | ---: |").ok();
+    let (mut worst_zip, mut worst_cold, mut worst_rss, mut fan10) =
+        (0.0f64, 0.0f64, 0.0f64, 0.0f64);
     for f in FUNCTIONS {
         let path = format!("{lambda_dir}/{f}/bootstrap");
         let Ok(meta) = std::fs::metadata(&path) else {
@@ -321,6 +526,7 @@ async fn main() {
             .and_then(|o| String::from_utf8(o.stdout).ok())
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(0);
+        worst_zip = worst_zip.max(zipped as f64 / 1e6);
         writeln!(
             out,
             "| {f} | {:.1} MB | {:.1} MB |",
@@ -337,6 +543,7 @@ async fn main() {
         for _ in 0..15 {
             samples.push(cold_start(&format!("{release}/{f}"), f).await);
         }
+        worst_cold = worst_cold.max(percentile(&mut samples, 0.5));
         let min = samples.iter().cloned().fold(f64::INFINITY, f64::min);
         let max = samples.iter().cloned().fold(0.0, f64::max);
         writeln!(
@@ -453,6 +660,53 @@ async fn main() {
         writeln!(out, "| {} | {p50:.1} ms | {p99:.1} ms |", &name[2..]).ok();
     }
 
+    // Peak RSS of each function's bootstrap after many real invocations (one
+    // at a time, as Lambda delivers them) against the emulator.
+    writeln!(out, "\n## Memory of each function under load\n\nPeak RSS (VmHWM) of the `bootstrap` after 200 invocations through the Runtime API stub, each doing its real AWS calls against the emulator.\n\n| function | invocations | peak RSS |\n| --- | --- | ---: |").ok();
+    let loads: Vec<(&str, &str, Vec<Value>)> = vec![
+        (
+            "register",
+            "GET accounts/",
+            vec![http_event_with("GET", "/api/v1/accounts/", Some(&key), None); 200],
+        ),
+        (
+            "tokens",
+            "GET tokens/",
+            vec![http_event_with("GET", "/api/v1/tokens/", Some(&key), None); 200],
+        ),
+        (
+            "knock",
+            "POST messages/ (1 device)",
+            vec![
+                http_event_with(
+                    "POST",
+                    "/api/v1/messages/",
+                    None,
+                    Some(json!({"token": knock_token}))
+                );
+                200
+            ],
+        ),
+        (
+            "feedback",
+            "delivery failure event",
+            vec![
+                json!({"Records": [{"Sns": {"Message": json!({"EventType": "DeliveryFailure", "EndpointArn": "arn:aws:sns:us-east-1:123456789012:endpoint/APNS/x/y"}).to_string()}}]});
+                200
+            ],
+        ),
+    ];
+    for (f, what, events) in loads {
+        let (_, rss) = run_bootstrap(&format!("{release}/{f}"), f, events).await;
+        worst_rss = worst_rss.max(rss as f64 / 1024.0);
+        writeln!(
+            out,
+            "| {f} | 200 × {what} | {:.1} MB |",
+            rss as f64 / 1024.0
+        )
+        .ok();
+    }
+
     // AWS calls per operation, counted on the wire by the emulator's recorder.
     writeln!(out, "\n## AWS calls per operation (counted on the wire)\n\n| operation | calls |\n| --- | --- |").ok();
     let u = username();
@@ -538,62 +792,40 @@ async fn main() {
         ("token create", tok),
         (
             "knock, 1 device, first knock of the token's limit window",
-            knock1,
+            knock1.clone(),
         ),
         ("knock, 1 device, again within the window", knock_again),
         (&*format!("knock, owner with {} devices", N + 1), knock_many),
     ] {
-        writeln!(out, "| {name} | {calls} |").ok();
+        writeln!(out, "| {name} | {} |", calls.0).ok();
     }
 
-    // Fan-out.
-    writeln!(out, "\n## Knock fan-out (100 knocks each)\n\n| devices | p50 | p99 | p50 relative to 1 device |\n| ---: | ---: | ---: | ---: |").ok();
+    // Fan-out and handler CPU, in-process: the knock handler of push-core with
+    // the real DynamoDB store (a fresh, small table in the emulator) and an SNS
+    // stand-in that answers each publish after a fixed 20 ms, as SNS roughly
+    // does. The emulator serialises requests and costs ~50 ms a publish, so
+    // through it fan-out would measure moto, not this code.
+    let deps = in_process_deps().await;
+    writeln!(out, "\n## Knock fan-out (in-process, publishes answered after {SIMULATED_PUBLISH_MS} ms, 50 knocks each)\n\n| devices | p50 | p99 | p50 relative to 1 device |\n| ---: | ---: | ---: | ---: |").ok();
     let mut base_p50 = 0.0;
+    let mut cpu_token = String::new();
     for n in [1usize, 10, 50] {
-        let (_, v, _) = c
-            .call(
-                "POST",
-                "accounts/",
-                None,
-                Some(json!({"username": username(), "password": "p"})),
-            )
-            .await;
-        let k = v["token"].as_str().unwrap_or_default().to_string();
-        let mut first = String::new();
-        for _ in 0..n {
-            let (_, d, _) = c
-                .call(
-                    "POST",
-                    "device/apns/",
-                    Some(&k),
-                    Some(json!({"registration_id": apns_token()})),
-                )
-                .await;
-            if first.is_empty() {
-                first = d["id"].as_str().unwrap_or_default().to_string();
-            }
-        }
-        let (_, t, _) = c
-            .call(
-                "POST",
-                "tokens/",
-                Some(&k),
-                Some(json!({"apns_device": first})),
-            )
-            .await;
-        let t = t["token"].as_str().unwrap_or_default().to_string();
+        let token = owner_with_devices(&deps, n).await;
         let mut samples = Vec::new();
-        for _ in 0..100 {
-            let (s, _, ms) = c
-                .call("POST", "messages/", None, Some(json!({"token": t})))
-                .await;
-            assert_eq!(s, 202);
-            samples.push(ms);
+        for _ in 0..50 {
+            let t = Instant::now();
+            let r = push_core::knock::knock(&deps, &knock_request(&token)).await;
+            assert_eq!(r.map(|r| r.status).ok(), Some(202));
+            samples.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         let p50 = percentile(&mut samples, 0.5);
         let p99 = percentile(&mut samples, 0.99);
         if n == 1 {
             base_p50 = p50;
+            cpu_token = token;
+        }
+        if n == 10 {
+            fan10 = p50 / base_p50;
         }
         writeln!(
             out,
@@ -603,29 +835,18 @@ async fn main() {
         .ok();
     }
 
-    // Handler CPU and memory of the router process (handlers + HTTP + SDK).
-    let (cpu0, _) = proc_usage(&router_pid);
-    const CPU_N: usize = 1000;
-    let wall = Instant::now();
+    // CPU per request of the handler code (parsing, rules, SDK client; no
+    // password hashing), as this process's CPU time over many requests.
+    const CPU_N: usize = 500;
+    let (cpu0, _) = proc_usage("self");
     for _ in 0..CPU_N {
-        c.call(
-            "POST",
-            "messages/",
-            None,
-            Some(json!({"token": knock_token})),
-        )
-        .await;
+        let _ = push_core::knock::knock(&deps, &knock_request(&cpu_token)).await;
     }
-    let wall_ms = wall.elapsed().as_secs_f64() * 1000.0 / CPU_N as f64;
-    let (cpu1, _) = proc_usage(&router_pid);
-    for _ in 0..CPU_N {
-        c.call("GET", "tokens/?page_size=10", Some(&key1), None)
-            .await;
-    }
-    let (cpu2, _) = proc_usage(&router_pid);
-    // Concurrent load for peak RSS.
+    let (cpu1, _) = proc_usage("self");
+    // Peak RSS of the router (all four handlers in one process) under
+    // concurrent knocks through HTTP.
     let load = (0..8).map(|_| async {
-        for _ in 0..100 {
+        for _ in 0..25 {
             c.call(
                 "POST",
                 "messages/",
@@ -642,20 +863,9 @@ async fn main() {
         "\n## CPU and memory\n\n| measure | value |\n| --- | ---: |"
     )
     .ok();
-    writeln!(
-        out,
-        "| CPU per knock (1 device; handler + HTTP server + SDK, no hashing) | {:.3} ms |",
-        (cpu1 - cpu0) * 1000.0 / CPU_N as f64
-    )
-    .ok();
-    writeln!(
-        out,
-        "| CPU per authenticated `GET tokens/` | {:.3} ms |",
-        (cpu2 - cpu1) * 1000.0 / CPU_N as f64
-    )
-    .ok();
-    writeln!(out, "| wall time per knock, sequential | {wall_ms:.2} ms |").ok();
-    writeln!(out, "| peak RSS of the router (all four handlers in one process) after 800 concurrent knocks | {:.1} MB |", hwm as f64 / 1024.0).ok();
+    let cpu_ms = (cpu1 - cpu0) * 1000.0 / CPU_N as f64;
+    writeln!(out, "| handler CPU per knock (1 device; parsing, rules, payloads, SDK client; in-process) | {cpu_ms:.3} ms |").ok();
+    writeln!(out, "| peak RSS of the router (all four handlers, one process) after 200 concurrent knocks | {:.1} MB |", hwm as f64 / 1024.0).ok();
 
     // Password hashing.
     let mut hash_ms = Vec::new();
@@ -671,24 +881,24 @@ async fn main() {
     }
 
     // Cost.
-    let knock_ms = lat
-        .get("5 knock (1 device)")
-        .map(|s| percentile(&mut s.clone(), 0.5))
-        .unwrap_or(0.0);
+    let knock_ms = base_p50;
     let gb_s = 0.25 * (knock_ms.max(1.0) / 1000.0);
     let lambda = 0.20 + gb_s * 1e6 * 0.0000133334;
     let api = 1.00;
-    let dynamo = 2.0 * 0.125; // strongly consistent GetItem + Query of < 4 KB: 1 RRU each
-    let sns = 0.50;
+    let counted = |name: &str| knock1.1.get(name).copied().unwrap_or(0) as f64;
+    // On-demand: a write request unit is $0.625 per million, a read request
+    // unit (strongly consistent, < 4 KB) $0.125 per million.
+    let dynamo = counted("UpdateItem") * 0.625 + (counted("Query") + counted("GetItem")) * 0.125; // strongly consistent GetItem + Query of < 4 KB: 1 RRU each
+    let sns = counted("Publish") * 0.50;
     writeln!(out, "\n## Cost per million knocks (us-east-1 list prices, owner with one device)\n\n| item | basis | USD |\n| --- | --- | ---: |").ok();
     writeln!(
         out,
         "| API Gateway HTTP API | $1.00 per million requests | {api:.2} |"
     )
     .ok();
-    writeln!(out, "| Lambda (arm64, 256 MB) | $0.20 per million requests + $0.0000133334 per GB-s × {knock_ms:.1} ms measured | {lambda:.2} |").ok();
-    writeln!(out, "| DynamoDB on demand | 2 read request units (GetItem + Query, strongly consistent, < 4 KB) × $0.125 per million | {dynamo:.2} |").ok();
-    writeln!(out, "| SNS mobile push | 1 publish × $0.50 per million (first million a month free) | {sns:.2} |").ok();
+    writeln!(out, "| Lambda (arm64, 256 MB) | $0.20 per million requests + $0.0000133334 per GB-s × {knock_ms:.1} ms (the in-process knock p50 above, 20 ms publish) | {lambda:.2} |").ok();
+    writeln!(out, "| DynamoDB on demand | the counted calls of a knock above: {} UpdateItem × $0.625 (write unit) + {} Query × $0.125 (read unit) per million | {dynamo:.2} |", counted("UpdateItem"), counted("Query")).ok();
+    writeln!(out, "| SNS mobile push | {} publish × $0.50 per million (first million a month free) | {sns:.2} |", counted("Publish")).ok();
     writeln!(
         out,
         "| **total** | each further device adds one publish ($0.50 per million) | **{:.2}** |",
@@ -696,6 +906,20 @@ async fn main() {
     )
     .ok();
     writeln!(out, "\nIdle cost: $0 in requests (on-demand table, Lambda, HTTP API bill per use); storage $0.25 per GB-month plus $0.20 per GB-month for point-in-time recovery — an account with two devices and a pool of tokens is well under 2 KB, so 100,000 accounts cost about $0.10 a month at rest.").ok();
+
+    // Targets, judged by the numbers above.
+    let verdict = |met: bool| if met { "met" } else { "**missed**" };
+    writeln!(out, "\n## Targets\n\n| target | measured | verdict | what would close it |\n| --- | ---: | --- | --- |").ok();
+    writeln!(out, "| cold start ≤ 20 ms (median, worst function) | {worst_cold:.1} ms | {} | most of it is building the SDK clients and the first request; a smaller binary (`opt-level = \"s\"`) and lazy client construction would trim it |", verdict(worst_cold <= 20.0)).ok();
+    writeln!(out, "| ≤ 5 MB zipped (largest function) | {worst_zip:.1} MB | {} | `opt-level = \"z\"` and `panic = \"abort\"` in `[profile.release]` (≈ 40 % smaller in LOCAL-AWS's measurement), or dropping the unused SDK features (SSO/STS credential providers) |", verdict(worst_zip <= 5.0)).ok();
+    writeln!(
+        out,
+        "| peak RSS ≤ 32 MB under load (worst function) | {worst_rss:.1} MB | {} | |",
+        verdict(worst_rss <= 32.0)
+    )
+    .ok();
+    writeln!(out, "| 10 devices ≤ 1.5 × one device | {fan10:.2}× | {} | publishes already run concurrently; the rest is the emulator's `Query` over a bigger partition (moto scans) and decoding 10 items — against DynamoDB the query cost barely grows |", verdict(fan10 <= 1.5)).ok();
+    writeln!(out, "| handler CPU ≤ 1 ms per knock | {cpu_ms:.2} ms | {} | nearly all of it is the AWS SDK (request signing, endpoint resolution, interceptors, HTTP) for the two DynamoDB calls and the publish; our parsing and payloads are microseconds. Fewer SDK layers (a hand-rolled signed HTTP client) would close it at a maintenance cost we chose not to pay |", verdict(cpu_ms <= 1.0)).ok();
 
     println!("{out}");
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/BENCHMARKS.md");
