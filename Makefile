@@ -38,6 +38,7 @@ deploy-tools:
 
 ## Release arm64 bootstraps for every function, as `sam build` makes them (~10 min from clean).
 package: deploy-tools
+	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/.venv-deploy/bin:$$PATH" .venv-deploy/bin/sam build
 	@for f in .aws-sam/build/*Function/bootstrap; do ls -l "$$f"; done
 
