@@ -173,13 +173,28 @@ async fn the_emulator_dying_mid_run_is_503_and_recovery_is_clean() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    // Stopped when dropped, so a failing assertion leaves no emulator behind.
+    struct Emulator(std::process::Child);
+    impl Emulator {
+        fn stop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    impl Drop for Emulator {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
     let spawn = || {
-        std::process::Command::new(&python)
-            .args([script, "127.0.0.1", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("emulator")
+        Emulator(
+            std::process::Command::new(&python)
+                .args([script, "127.0.0.1", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("emulator"),
+        )
     };
     let wait_up = || async {
         for _ in 0..100 {
@@ -203,8 +218,7 @@ async fn the_emulator_dying_mid_run_is_503_and_recovery_is_clean() {
     let t = api.token(&a, "apns", d["id"].as_str().unwrap()).await;
     assert_eq!(api.knock(&t, json!({})).await.status, 202);
 
-    emulator.kill().unwrap();
-    emulator.wait().unwrap();
+    emulator.stop();
     assert_eq!(api.knock(&t, json!({})).await.status, 503);
     assert_eq!(api.get("tokens/", Some(&a.key)).await.status, 503);
     let r = api
@@ -226,8 +240,7 @@ async fn the_emulator_dying_mid_run_is_503_and_recovery_is_clean() {
         503,
         "no table yet: still unavailable, never 500"
     );
-    emulator.kill().unwrap();
-    emulator.wait().unwrap();
+    emulator.stop();
 }
 
 #[tokio::test]
