@@ -43,17 +43,11 @@ impl AppConfig {
             })?;
             settings.token_lifetime = Duration::from_secs(seconds);
         }
-        if let Some(raw) = var("KNOCK_LIMIT_PER_WINDOW") {
-            settings.knock_limit = raw.parse().map_err(|_| {
-                format!("KNOCK_LIMIT_PER_WINDOW must be a whole number (0: no limit), not {raw:?}")
-            })?;
-        }
-        if let Some(raw) = var("KNOCK_LIMIT_WINDOW_SECONDS") {
-            let seconds: u64 = raw.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                format!("KNOCK_LIMIT_WINDOW_SECONDS must be a positive whole number, not {raw:?}")
-            })?;
-            settings.knock_window = Duration::from_secs(seconds);
-        }
+        limit_from_env(
+            &mut settings.knock_limit,
+            "KNOCK_LIMIT_PER_WINDOW",
+            "KNOCK_LIMIT_WINDOW_SECONDS",
+        )?;
         limit_from_env(
             &mut settings.login_limit,
             "LOGIN_FAILURE_LIMIT",

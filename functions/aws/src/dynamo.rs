@@ -740,8 +740,8 @@ impl Store for DynamoStore {
         &self,
         token: &str,
         now_us: Micros,
+        window: i64,
         limit: u32,
-        window_us: Micros,
     ) -> Result<KnockAdmission, PortError> {
         if limit == 0 {
             // No limit to count: a plain (strongly consistent) lookup.
@@ -750,11 +750,6 @@ impl Store for DynamoStore {
                 _ => KnockAdmission::Unknown,
             });
         }
-        let window = now_us.div_euclid(window_us.max(1));
-        let retry_after = || {
-            let end_us = (window + 1).saturating_mul(window_us);
-            u64::try_from((end_us - now_us + 999_999) / 1_000_000).unwrap_or(1)
-        };
         // The common case, one call: the first knock of a window starts a new
         // count. Within a window, a second call counts against the limit.
         for _ in 0..3 {
@@ -786,12 +781,10 @@ impl Store for DynamoStore {
             if item.expires_us <= now_us {
                 return Ok(KnockAdmission::Unknown);
             }
-            if limit > 0 && item.kc.unwrap_or(0) >= limit && item.kw == Some(window) {
-                return Ok(KnockAdmission::Limited {
-                    retry_after_seconds: retry_after(),
-                });
+            if item.kc.unwrap_or(0) >= limit && item.kw == Some(window) {
+                return Ok(KnockAdmission::Limited);
             }
-            let mut count = self
+            let count = self
                 .client
                 .update_item()
                 .table_name(&self.table)
@@ -800,14 +793,9 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":w", AttributeValue::N(window.to_string()))
                 .expression_attribute_values(":one", AttributeValue::N("1".into()))
                 .expression_attribute_values(":now", AttributeValue::N(now_us.to_string()))
+                .condition_expression("kw = :w AND kc < :limit AND expires_us > :now")
+                .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
                 .return_values(ReturnValue::AllNew);
-            count = if limit > 0 {
-                count
-                    .condition_expression("kw = :w AND kc < :limit AND expires_us > :now")
-                    .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
-            } else {
-                count.condition_expression("kw = :w AND expires_us > :now")
-            };
             match count.send().await {
                 Ok(out) => return admitted(out.attributes),
                 // The window moved or the count changed under us: look again.
@@ -815,9 +803,7 @@ impl Store for DynamoStore {
                 Err(e) => return Err(port_error("UpdateItem", e)),
             }
         }
-        Ok(KnockAdmission::Limited {
-            retry_after_seconds: retry_after(),
-        })
+        Ok(KnockAdmission::Limited)
     }
 
     async fn count_hit(

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use crate::accounts::limit_hit;
 use crate::error::ApiError;
 use crate::metrics;
 use crate::model::{DeviceKind, DeviceRecord};
@@ -105,23 +106,17 @@ pub async fn deliver(
     priority: Priority,
 ) -> Result<Delivery, ApiError> {
     let now = deps.clock.now_us();
-    let window_us = i64::try_from(deps.settings.knock_window.as_micros()).unwrap_or(i64::MAX);
+    let limit = deps.settings.knock_limit;
+    let (window, retry_after_seconds) = limit.window_at(now);
     let record = match deps
         .store
-        .admit_knock(token, now, deps.settings.knock_limit, window_us)
+        .admit_knock(token, now, window, limit.max)
         .await?
     {
         KnockAdmission::Admitted(t) => t,
         KnockAdmission::Unknown => return Err(ApiError::NotFound),
-        KnockAdmission::Limited {
-            retry_after_seconds,
-        } => {
-            metrics::emit(
-                "knock",
-                &[("LimitHits", 1.0, "Count")],
-                &[("Limit", "KnocksPerToken")],
-            );
-            tracing::info!("knock over its token's limit");
+        KnockAdmission::Limited => {
+            limit_hit("KnocksPerToken");
             return Err(ApiError::RateLimited {
                 retry_after_seconds,
             });

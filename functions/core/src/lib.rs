@@ -37,10 +37,8 @@ pub struct Settings {
     pub pubsub_jid: String,
     /// Overrides the scheme and host used for absolute `next`/`previous` URLs.
     pub public_base_url: Option<String>,
-    /// Knocks one whitelist token may make per window (0: no limit).
-    pub knock_limit: u32,
-    /// The knock limit's window.
-    pub knock_window: Duration,
+    /// Knocks one whitelist token may make per window.
+    pub knock_limit: Limit,
     /// Failed logins per username per window before the username is locked.
     pub login_limit: Limit,
     /// Whitelist tokens one API key may create per window.
@@ -79,8 +77,10 @@ impl Default for Settings {
             token_lifetime: Duration::from_secs(30 * 24 * 3600),
             pubsub_jid: String::new(),
             public_base_url: None,
-            knock_limit: 10,
-            knock_window: Duration::from_secs(60),
+            knock_limit: Limit {
+                max: 10,
+                window: Duration::from_secs(60),
+            },
             login_limit: Limit {
                 max: 10,
                 window: Duration::from_secs(15 * 60),

@@ -38,9 +38,7 @@ pub enum KnockAdmission {
     Unknown,
     Admitted(TokenRecord),
     /// Over the limit until the window ends.
-    Limited {
-        retry_after_seconds: u64,
-    },
+    Limited,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,12 +124,13 @@ pub trait Store: Send + Sync {
     async fn get_token(&self, token: &str) -> Result<Option<TokenRecord>, PortError>;
     /// The knock's token lookup: counts the knock against the token's limit
     /// in the same conditional write that reads the token.
+    /// `window` is the limit's current window, `max` its limit (0: none).
     async fn admit_knock(
         &self,
         token: &str,
         now_us: Micros,
-        limit: u32,
-        window_us: Micros,
+        window: i64,
+        max: u32,
     ) -> Result<KnockAdmission, PortError>;
     /// Counts one hit against a limit in `window`; `false` when `max` hits
     /// were already counted there. `known` is the count as last read, if the

@@ -186,8 +186,17 @@ fn plausible(token: &str) -> Result<(), ApiError> {
 pub async fn retrieve(deps: &Deps, req: &ApiRequest, token: &str) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(deps, req).await?;
     plausible(token)?;
+    own_token_response(deps, &caller.account_id, token).await
+}
+
+/// The caller's live token as a response; another's, expired or unknown: `404`.
+async fn own_token_response(
+    deps: &Deps,
+    owner: &str,
+    token: &str,
+) -> Result<ApiResponse, ApiError> {
     match deps.store.get_token(token).await? {
-        Some(t) if t.owner == caller.account_id && t.is_live(deps.clock.now_us()) => {
+        Some(t) if t.owner == owner && t.is_live(deps.clock.now_us()) => {
             Ok(ApiResponse::json(200, token_json(&t)))
         }
         _ => Err(ApiError::NotFound),
@@ -210,7 +219,8 @@ pub async fn rename(
     fields.finish()?;
     let now = deps.clock.now_us();
     if partial && !sent {
-        return retrieve(deps, req, token).await;
+        // Nothing to change: answer with the token as it is.
+        return own_token_response(deps, &caller.account_id, token).await;
     }
     match deps
         .store

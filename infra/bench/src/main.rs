@@ -394,8 +394,10 @@ async fn in_process_deps() -> Deps {
     let settings = Settings {
         // Every knock opens a new limit window: the production path of a
         // token that knocks now and then (one conditional UpdateItem, one Query).
-        knock_limit: 1_000_000,
-        knock_window: Duration::from_millis(1),
+        knock_limit: push_core::Limit {
+            max: 1_000_000,
+            window: Duration::from_millis(1),
+        },
         token_limit: push_core::Limit {
             max: 0,
             ..defaults.token_limit
