@@ -277,6 +277,42 @@ pub async fn emulator_state() -> Value {
         .expect("emulator JSON")
 }
 
+/// Runs `op` while the emulator records every AWS request, and returns it
+/// with the recorded requests that name `table` (a test's own table), in
+/// order. The recorder is one switch for the whole emulator: only the test
+/// `hardening::each_limit_costs_one_conditional_update` uses it.
+pub async fn calls_on_table<T>(
+    table: &str,
+    op: impl std::future::Future<Output = T>,
+) -> (T, Vec<local_api::recording::RecordedCall>) {
+    let recorder = |action: &'static str| async move {
+        reqwest::Client::new()
+            .post(format!("{}/moto-api/recorder/{action}", emulator_url()))
+            .send()
+            .await
+            .expect("recorder");
+    };
+    recorder("reset-recording").await;
+    recorder("start-recording").await;
+    let out = op.await;
+    recorder("stop-recording").await;
+    let text = reqwest::get(format!(
+        "{}/moto-api/recorder/download-recording",
+        emulator_url()
+    ))
+    .await
+    .expect("recording")
+    .text()
+    .await
+    .expect("recording text");
+    let quoted = format!("\"{table}\"");
+    let calls = local_api::recording::parse(&text)
+        .into_iter()
+        .filter(|c| c.body.contains(&quoted))
+        .collect();
+    (out, calls)
+}
+
 /// All endpoints that exist now (the emulator also lists deleted ones; those
 /// are filtered out by asking SNS itself).
 pub async fn endpoints_for(token: &str) -> Vec<Endpoint> {

@@ -10,9 +10,17 @@ fn fresh_table() -> String {
     format!("limits-{}", uuid::Uuid::new_v4().simple())
 }
 
+async fn login(api: &Api, username: &str, password: &str) -> Reply {
+    api.post(
+        "accounts/",
+        None,
+        Body::Json(json!({"username": username, "password": password})),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn failed_logins_lock_the_username_for_the_window() {
-    away_from_window_edge().await;
     let table = fresh_table();
     let router = Router::start(&[
         ("TABLE_NAME", &table),
@@ -23,35 +31,66 @@ async fn failed_logins_lock_the_username_for_the_window() {
     let api = &router.api;
     let a = api.signup().await;
     let other = api.signup().await;
-    let login = |username: String, password: String| async move {
-        api.post(
-            "accounts/",
-            None,
-            Body::Json(json!({"username": username, "password": password})),
-        )
-        .await
-    };
-    for _ in 0..3 {
-        assert_eq!(login(a.username.clone(), "wrong".into()).await.status, 401);
+    // A successful login forgives the failures before it.
+    for _ in 0..2 {
+        assert_eq!(login(api, &a.username, "wrong").await.status, 401);
     }
-    let r = login(a.username.clone(), "wrong".into()).await;
+    assert_eq!(login(api, &a.username, &a.password).await.status, 200);
+    for _ in 0..3 {
+        assert_eq!(login(api, &a.username, "wrong").await.status, 401);
+    }
+    let r = login(api, &a.username, "wrong").await;
     assert_eq!(r.status, 429, "{}", r.text);
-    assert!(r.header("retry-after").is_some());
+    assert!(r.json["detail"].is_string());
+    // The oldest of the three failures leaves the hour-long window in about
+    // an hour.
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((3500..=3600).contains(&retry), "{retry}");
     // Locked whatever the password: guessing gains nothing.
-    let r = login(a.username.clone(), a.password.clone()).await;
+    let r = login(api, &a.username, &a.password).await;
     assert_eq!(r.status, 429);
     // Existing keys keep working, and other usernames are not affected.
     assert_eq!(api.get("accounts/", Some(&a.key)).await.status, 200);
     assert_eq!(
-        login(other.username.clone(), other.password.clone())
-            .await
-            .status,
+        login(api, &other.username, &other.password).await.status,
         200
     );
 }
 
 #[tokio::test]
-async fn token_creation_is_limited_per_api_key() {
+async fn concurrent_guesses_get_no_more_than_the_limit_checked() {
+    let table = fresh_table();
+    let router = Router::start(&[
+        ("TABLE_NAME", &table),
+        ("LOGIN_FAILURE_LIMIT", "3"),
+        ("LOGIN_FAILURE_WINDOW_SECONDS", "3600"),
+    ])
+    .await;
+    let api = &router.api;
+    let a = api.signup().await;
+    // Twenty guesses at once, all reading an open log: a failure is logged
+    // only while the log has room, so three are 401 and the rest 429.
+    let guesses = (0..20).map(|i| {
+        let username = a.username.clone();
+        async move { login(api, &username, &format!("guess-{i}")).await }
+    });
+    let replies = futures_util::future::join_all(guesses).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        17,
+        "{statuses:?}"
+    );
+    assert_eq!(login(api, &a.username, &a.password).await.status, 429);
+}
+
+#[tokio::test]
+async fn token_creation_is_limited_per_account() {
     away_from_window_edge().await;
     let table = fresh_table();
     let router = Router::start(&[
@@ -67,16 +106,29 @@ async fn token_creation_is_limited_per_api_key() {
     for _ in 0..5 {
         api.token(&a, "apns", device).await;
     }
-    let r = api
-        .post(
+    let create = |key: String| async move {
+        api.post(
             "tokens/",
-            Some(&a.key),
+            Some(&key),
             Body::Json(json!({"apns_device": device})),
         )
-        .await;
+        .await
+    };
+    let r = create(a.key.clone()).await;
     assert_eq!(r.status, 429, "{}", r.text);
-    assert!(r.header("retry-after").is_some());
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    // A fresh API key of the same account (a second login) shares the budget.
+    let second_key = login(api, &a.username, &a.password).await.json["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(create(second_key).await.status, 429);
     assert_eq!(api.get("tokens/", Some(&a.key)).await.json["count"], 5);
+    // Another account has its own.
+    let b = api.signup().await;
+    let d = api.device(&b, "apns", &apns_token()).await;
+    api.token(&b, "apns", d["id"].as_str().unwrap()).await;
 }
 
 #[tokio::test]
@@ -94,24 +146,110 @@ async fn account_creation_is_limited_service_wide() {
     for _ in 0..4 {
         accounts.push(api.signup().await);
     }
-    let r = api
-        .post(
-            "accounts/",
-            None,
-            Body::Json(json!({"username": random_username(), "password": "p"})),
-        )
-        .await;
+    let r = login(api, &random_username(), "p").await;
     assert_eq!(r.status, 429, "{}", r.text);
+    assert!(r.header("retry-after").is_some());
     // Logging in is not a sign-up.
     let a = &accounts[0];
-    let r = api
-        .post(
-            "accounts/",
-            None,
-            Body::Json(json!({"username": a.username, "password": a.password})),
-        )
-        .await;
-    assert_eq!(r.status, 200);
+    assert_eq!(login(api, &a.username, &a.password).await.status, 200);
+}
+
+/// The operations of the recorded calls, in order.
+fn operations(calls: &[local_api::recording::RecordedCall]) -> Vec<&str> {
+    calls.iter().map(|c| c.operation.as_str()).collect()
+}
+
+/// The recorded `UpdateItem`s, each checked to be conditional.
+fn conditional_updates(calls: &[local_api::recording::RecordedCall]) -> usize {
+    let updates: Vec<_> = calls
+        .iter()
+        .filter(|c| c.operation == "UpdateItem")
+        .collect();
+    for u in &updates {
+        assert!(u.body.contains("ConditionExpression"), "{}", u.body);
+    }
+    updates.len()
+}
+
+#[tokio::test]
+async fn each_limit_costs_one_conditional_update() {
+    away_from_window_edge().await;
+    let table = fresh_table();
+    let router = Router::start(&[
+        ("TABLE_NAME", &table),
+        ("SIGNUP_LIMIT", "2"),
+        ("SIGNUP_WINDOW_SECONDS", "3600"),
+        ("TOKEN_CREATE_LIMIT", "2"),
+        ("TOKEN_CREATE_WINDOW_SECONDS", "3600"),
+        ("KNOCK_LIMIT_PER_WINDOW", "3"),
+        ("KNOCK_LIMIT_WINDOW_SECONDS", "3600"),
+        ("LOGIN_FAILURE_LIMIT", "2"),
+        ("LOGIN_FAILURE_WINDOW_SECONDS", "3600"),
+    ])
+    .await;
+    let api = &router.api;
+
+    // Sign-ups: the first, the second and the refused third alike.
+    let mut accounts = Vec::new();
+    for _ in 0..2 {
+        let (a, calls) = calls_on_table(&table, api.signup()).await;
+        assert_eq!(conditional_updates(&calls), 1, "{:?}", operations(&calls));
+        accounts.push(a);
+    }
+    let (r, calls) = calls_on_table(&table, login(api, &random_username(), "p")).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(operations(&calls), ["GetItem", "UpdateItem"]);
+    conditional_updates(&calls);
+
+    // Token creations.
+    let a = &accounts[0];
+    let d = api.device(a, "gcm", &fcm_token()).await;
+    let device = d["id"].as_str().unwrap();
+    let mut token = String::new();
+    for _ in 0..2 {
+        let (t, calls) = calls_on_table(&table, api.token(a, "gcm", device)).await;
+        assert_eq!(conditional_updates(&calls), 1, "{:?}", operations(&calls));
+        token = t;
+    }
+    let (r, calls) = calls_on_table(
+        &table,
+        api.post(
+            "tokens/",
+            Some(&a.key),
+            Body::Json(json!({"gcm_device": device})),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert_eq!(conditional_updates(&calls), 1, "{:?}", operations(&calls));
+    assert!(!operations(&calls).contains(&"TransactWriteItems"));
+
+    // Knocks: every one is the token lookup (which counts it) and the
+    // devices query, the first and the third alike; the refused fourth is
+    // the lookup alone.
+    for _ in 0..3 {
+        let (r, calls) = calls_on_table(&table, api.knock(&token, json!({}))).await;
+        assert_eq!(r.status, 202);
+        assert_eq!(operations(&calls), ["UpdateItem", "Query"]);
+        conditional_updates(&calls);
+    }
+    let (r, calls) = calls_on_table(&table, api.knock(&token, json!({}))).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(operations(&calls), ["UpdateItem"]);
+    conditional_updates(&calls);
+
+    // Failed logins: the account read, then one conditional write each; once
+    // locked, the read alone refuses.
+    let b = &accounts[1];
+    for _ in 0..2 {
+        let (r, calls) = calls_on_table(&table, login(api, &b.username, "wrong")).await;
+        assert_eq!(r.status, 401);
+        assert_eq!(operations(&calls), ["GetItem", "UpdateItem"]);
+        conditional_updates(&calls);
+    }
+    let (r, calls) = calls_on_table(&table, login(api, &b.username, &b.password)).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(operations(&calls), ["GetItem"]);
 }
 
 #[tokio::test]
@@ -502,16 +640,17 @@ async fn the_table_holds_only_what_the_service_needs() {
         "token",
         "expires_us",
         "expires_at",
-        "kw",
-        "kc",
-        "lw",
-        "lc",
+        "hits",
     ];
     let dump = format!("{items:?}");
     for item in &items {
         for attribute in item.keys() {
+            // `h0`, `h1`, ...: a sliding log of knock or failed-login times.
+            let log_slot = attribute
+                .strip_prefix('h')
+                .is_some_and(|n| n.parse::<u32>().is_ok());
             assert!(
-                allowed.contains(&attribute.as_str()),
+                allowed.contains(&attribute.as_str()) || log_slot,
                 "unexpected attribute {attribute}"
             );
         }

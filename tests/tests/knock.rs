@@ -401,3 +401,37 @@ async fn a_token_that_knocks_too_often_gets_429_and_pushes_nothing_more() {
     assert_eq!(api.knock(&other, json!({})).await.status, 202);
     assert_eq!(api.knock(&"f".repeat(40), json!({})).await.status, 404);
 }
+
+/// Waits out a `Retry-After` as a client would, with a little margin.
+async fn wait_out(r: &Reply) {
+    let seconds: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(seconds * 1000 + 300)).await;
+}
+
+#[tokio::test]
+async fn the_knock_limit_slides_and_its_retry_after_is_honest() {
+    let router = Router::start(&[
+        ("KNOCK_LIMIT_PER_WINDOW", "2"),
+        ("KNOCK_LIMIT_WINDOW_SECONDS", "6"),
+    ])
+    .await;
+    let api = &router.api;
+    let o = owner(api).await;
+    // Two knocks three seconds apart fill the limit...
+    assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
+    let r = api.knock(&o.token, json!({})).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    // ...until the first leaves the window, about three seconds on.
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=4).contains(&retry), "{retry}");
+    wait_out(&r).await;
+    assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
+    // The second knock still counts: the window slid, it did not restart.
+    let r = api.knock(&o.token, json!({})).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    wait_out(&r).await;
+    assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
+    assert_eq!(only_endpoint(&o.fcm).await.messages.len(), 4);
+}

@@ -7,7 +7,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use push_core::ports::SystemClock;
-use push_core::{Deps, Limit, Settings};
+use push_core::{Deps, Limit, Settings, MAX_LOGGED_HITS};
 
 use crate::{DynamoStore, SnsGateway};
 
@@ -33,8 +33,9 @@ fn var(name: &str) -> Option<String> {
 impl AppConfig {
     /// Reads `TABLE_NAME`, `APNS_PLATFORM_APPLICATION_ARN`,
     /// `GCM_PLATFORM_APPLICATION_ARN`, `TOKEN_LIFETIME_SECONDS` (default 30
-    /// days), `KNOCK_LIMIT_PER_WINDOW` (default 10), `KNOCK_LIMIT_WINDOW_SECONDS`
-    /// (default 60), `PUBSUB_JID` and `PUBLIC_BASE_URL`.
+    /// days), the four limits (`KNOCK_LIMIT_*`, `LOGIN_FAILURE_*`,
+    /// `TOKEN_CREATE_*`, `SIGNUP_*`; defaults in [`Settings::default`]),
+    /// `PUBSUB_JID` and `PUBLIC_BASE_URL`.
     pub fn from_env() -> Result<Self, String> {
         let mut settings = Settings::default();
         if let Some(raw) = var("TOKEN_LIFETIME_SECONDS") {
@@ -43,25 +44,31 @@ impl AppConfig {
             })?;
             settings.token_lifetime = Duration::from_secs(seconds);
         }
+        // Knocks and failed logins are sliding logs on their items: at most
+        // MAX_LOGGED_HITS entries (see `limits`).
         limit_from_env(
             &mut settings.knock_limit,
             "KNOCK_LIMIT_PER_WINDOW",
             "KNOCK_LIMIT_WINDOW_SECONDS",
+            MAX_LOGGED_HITS,
         )?;
         limit_from_env(
             &mut settings.login_limit,
             "LOGIN_FAILURE_LIMIT",
             "LOGIN_FAILURE_WINDOW_SECONDS",
+            MAX_LOGGED_HITS,
         )?;
         limit_from_env(
             &mut settings.token_limit,
             "TOKEN_CREATE_LIMIT",
             "TOKEN_CREATE_WINDOW_SECONDS",
+            u32::MAX,
         )?;
         limit_from_env(
             &mut settings.signup_limit,
             "SIGNUP_LIMIT",
             "SIGNUP_WINDOW_SECONDS",
+            u32::MAX,
         )?;
         settings.pubsub_jid = var("PUBSUB_JID").unwrap_or_default();
         settings.public_base_url = var("PUBLIC_BASE_URL");
@@ -74,12 +81,18 @@ impl AppConfig {
     }
 }
 
-/// Reads a limit's maximum (0: no limit) and window from two variables.
-fn limit_from_env(limit: &mut Limit, max_var: &str, window_var: &str) -> Result<(), String> {
+/// Reads a limit's maximum (0: no limit, else at most `cap`) and window from
+/// two variables.
+fn limit_from_env(
+    limit: &mut Limit,
+    max_var: &str,
+    window_var: &str,
+    cap: u32,
+) -> Result<(), String> {
     if let Some(raw) = var(max_var) {
-        limit.max = raw
-            .parse()
-            .map_err(|_| format!("{max_var} must be a whole number (0: no limit), not {raw:?}"))?;
+        limit.max = raw.parse().ok().filter(|max| *max <= cap).ok_or_else(|| {
+            format!("{max_var} must be a whole number from 0 (no limit) to {cap}, not {raw:?}")
+        })?;
     }
     if let Some(raw) = var(window_var) {
         let seconds: u64 =

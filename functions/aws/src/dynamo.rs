@@ -10,21 +10,22 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use push_core::model::{
-    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, LimitCount, PushTokenClaim, TokenRecord,
+    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushTokenClaim, TokenRecord,
 };
 use push_core::ports::{
-    ClaimChange, CreateAccountError, DeviceWrite, KnockAdmission, LimitKey, PortError, Store,
-    WriteConflict,
+    Admission, ClaimChange, CreateAccountError, DeviceWrite, KnockAdmission, LimitKey, PortError,
+    Store, WriteConflict,
 };
 use push_core::time::Micros;
+use push_core::Limit;
 use serde::{Deserialize, Serialize};
 
 use crate::errors::port_error;
-use crate::keys;
+use crate::{keys, limits};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -45,11 +46,8 @@ struct AccountItem {
     email: String,
     password_hash: String,
     created_us: Micros,
-    /// Failed logins: the current window and the count in it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    lw: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    lc: Option<u32>,
+    // The failed-login log (`h0`, `h1`, ...) is read and written only
+    // through `limits`.
 }
 
 #[derive(Serialize, Deserialize)]
@@ -68,11 +66,6 @@ struct KeyItem {
     account_id: String,
     username: String,
     email: String,
-    /// Token creations: the current window and the count in it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    lw: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    lc: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,11 +111,8 @@ struct TokenItem {
     expires_us: Micros,
     /// TTL: DynamoDB removes the item some time after this (epoch seconds).
     expires_at: i64,
-    /// The knock limit's current window and the knocks counted in it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    kw: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    kc: Option<u32>,
+    // The knock log (`h0`, `h1`, ...) is read and written only through
+    // `limits`.
 }
 
 impl From<DeviceItem> for DeviceRecord {
@@ -272,16 +262,22 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    /// All items of a base-table partition whose sort key starts with `prefix`.
+    /// All items of a base-table partition whose sort key starts with `prefix`
+    /// (`""`: all of them).
     async fn query_partition(&self, pk: String, prefix: &str) -> Result<Vec<Item>, PortError> {
         let query = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(prefix))
             .consistent_read(true);
+        let query = if prefix.is_empty() {
+            query.key_condition_expression("pk = :pk")
+        } else {
+            query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix))
+        };
         self.collect(query).await
     }
 
@@ -392,6 +388,7 @@ impl Store for DynamoStore {
         let Some(item) = self.get(key(keys::account(username))).await? else {
             return Ok(None);
         };
+        let failed_logins = limits::read_log(&item);
         let a: AccountItem = from_item(item)?;
         Ok(Some(AccountRecord {
             id: a.id,
@@ -399,7 +396,7 @@ impl Store for DynamoStore {
             email: a.email,
             password_hash: a.password_hash,
             created_us: a.created_us,
-            failed_logins: limit_count(a.lw, a.lc),
+            failed_logins,
         }))
     }
 
@@ -418,8 +415,6 @@ impl Store for DynamoStore {
                 email: account.email.clone(),
                 password_hash: account.password_hash.clone(),
                 created_us: account.created_us,
-                lw: None,
-                lc: None,
             })?,
             Some("attribute_not_exists(pk)"),
             vec![],
@@ -451,15 +446,76 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn put_api_key(&self, api_key: &ApiKeyRecord) -> Result<(), PortError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&key_item(api_key))?))
-            .send()
-            .await
-            .map_err(|e| port_error("PutItem", e))?;
-        Ok(())
+    async fn log_failed_login(
+        &self,
+        username: &str,
+        now_us: Micros,
+        limit: Limit,
+    ) -> Result<Admission, PortError> {
+        Ok(
+            match self
+                .log_hit(key(keys::account(username)), None, now_us, limit)
+                .await?
+            {
+                LogHit::Admitted(_) => Admission::Admitted,
+                LogHit::Refused(item) => Admission::Limited {
+                    retry_after_seconds: refused_for(&item, now_us, limit),
+                },
+                LogHit::Missing => Admission::Missing,
+            },
+        )
+    }
+
+    async fn add_login_key(
+        &self,
+        username: &str,
+        api_key: &ApiKeyRecord,
+        now_us: Micros,
+        limit: Limit,
+    ) -> Result<Admission, PortError> {
+        let account = key(keys::account(username));
+        let clear = if limit.max > 0 {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(account.clone()))
+                .update_expression(limits::log_clear(limit.max))
+                .condition_expression(format!(
+                    "attribute_exists(pk) AND {}",
+                    limits::log_has_room(limit.max)
+                ))
+                .expression_attribute_values(
+                    ":cutoff",
+                    AttributeValue::N(limit.log_cutoff(now_us).to_string()),
+                );
+            TransactWriteItem::builder()
+                .update(update.build().map_err(build_err)?)
+                .build()
+        } else {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(account.clone()))
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .map_err(build_err)?;
+            TransactWriteItem::builder().condition_check(check).build()
+        };
+        let items = vec![self.put(to_item(&key_item(api_key))?, None, vec![])?, clear];
+        match self.transact(items).await {
+            Ok(()) => Ok(Admission::Admitted),
+            Err(err)
+                if cancellation_codes(&err)
+                    .is_some_and(|c| c.get(1).is_some_and(|c| c == "ConditionalCheckFailed")) =>
+            {
+                // Locked meanwhile, or deleted: the account as it is now tells.
+                Ok(match self.get(account).await? {
+                    Some(item) => Admission::Limited {
+                        retry_after_seconds: refused_for(&item, now_us, limit),
+                    },
+                    None => Admission::Missing,
+                })
+            }
+            Err(err) => Err(port_error("TransactWriteItems", err)),
+        }
     }
 
     async fn get_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, PortError> {
@@ -472,7 +528,6 @@ impl Store for DynamoStore {
             account_id: k.account_id,
             username: k.username,
             email: k.email,
-            token_creations: limit_count(k.lw, k.lc),
         }))
     }
 
@@ -482,20 +537,22 @@ impl Store for DynamoStore {
         username: &str,
         email: &str,
     ) -> Result<(), PortError> {
-        // Devices (and the claims on their push tokens), tokens, the email and
+        // Devices (and the claims on their push tokens) and the rest of the
+        // account's partition (limit counters), tokens, the email and
         // username claims; API keys last, so a failed attempt can be retried.
-        let devices = self.list_devices(account_id).await?;
-        for device in &devices {
-            self.release_claim(device).await?;
+        let partition = self.query_partition(keys::owner(account_id), "").await?;
+        for item in &partition {
+            if matches!(item.get(keys::SK), Some(AttributeValue::S(sk)) if sk.starts_with(keys::DEVICE_PREFIX))
+            {
+                let device: DeviceRecord = from_item::<DeviceItem>(item.clone())?.into();
+                self.release_claim(&device).await?;
+            }
         }
         let owned = self.query_owned(account_id, "").await?;
         let (api_keys, others): (Vec<Item>, Vec<Item>) = owned.into_iter().partition(
             |item| matches!(item.get(keys::SK), Some(AttributeValue::S(sk)) if sk == "KEY"),
         );
-        let mut doomed: Vec<Item> = devices
-            .iter()
-            .map(|d| key(keys::device(&d.owner, &d.id)))
-            .collect();
+        let mut doomed: Vec<Item> = partition.iter().map(Self::item_key).collect();
         doomed.extend(others.iter().map(Self::item_key));
         if !email.is_empty() {
             doomed.push(key(keys::email(email)));
@@ -704,8 +761,6 @@ impl Store for DynamoStore {
             created_us: token.created_us,
             expires_us: token.expires_us,
             expires_at: token.expires_us.div_euclid(1_000_000) + 1,
-            kw: None,
-            kc: None,
         };
         let check = ConditionCheck::builder()
             .table_name(&self.table)
@@ -740,129 +795,75 @@ impl Store for DynamoStore {
         &self,
         token: &str,
         now_us: Micros,
-        window: i64,
-        limit: u32,
+        limit: Limit,
     ) -> Result<KnockAdmission, PortError> {
-        if limit == 0 {
+        if limit.max == 0 {
             // No limit to count: a plain (strongly consistent) lookup.
             return Ok(match self.get_token(token).await? {
                 Some(t) if t.is_live(now_us) => KnockAdmission::Admitted(t),
                 _ => KnockAdmission::Unknown,
             });
         }
-        // The common case, one call: the first knock of a window starts a new
-        // count. Within a window, a second call counts against the limit.
-        for _ in 0..3 {
-            let start = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(keys::token(token))))
-                .update_expression("SET kw = :w, kc = :one")
-                .condition_expression("attribute_exists(pk) AND expires_us > :now AND (attribute_not_exists(kw) OR kw < :w)")
-                .expression_attribute_values(":w", AttributeValue::N(window.to_string()))
-                .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                .expression_attribute_values(":now", AttributeValue::N(now_us.to_string()))
-                .return_values(ReturnValue::AllNew)
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                .send()
-                .await;
-            let current = match start {
-                Ok(out) => return admitted(out.attributes),
-                Err(e) => match e.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(c)) => c.item.clone(),
-                    _ => return Err(port_error("UpdateItem", e)),
-                },
-            };
-            let Some(item) = current else {
-                return Ok(KnockAdmission::Unknown);
-            };
-            let item: TokenItem = from_item(item)?;
-            if item.expires_us <= now_us {
-                return Ok(KnockAdmission::Unknown);
-            }
-            if item.kc.unwrap_or(0) >= limit && item.kw == Some(window) {
-                return Ok(KnockAdmission::Limited);
-            }
-            let count = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(keys::token(token))))
-                .update_expression("SET kc = kc + :one")
-                .expression_attribute_values(":w", AttributeValue::N(window.to_string()))
-                .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                .expression_attribute_values(":now", AttributeValue::N(now_us.to_string()))
-                .condition_expression("kw = :w AND kc < :limit AND expires_us > :now")
-                .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
-                .return_values(ReturnValue::AllNew);
-            match count.send().await {
-                Ok(out) => return admitted(out.attributes),
-                // The window moved or the count changed under us: look again.
-                Err(e) if conditional_failed(&e) => continue,
-                Err(e) => return Err(port_error("UpdateItem", e)),
-            }
-        }
-        Ok(KnockAdmission::Limited)
+        let live = ("expires_us > :now", now_us);
+        Ok(
+            match self
+                .log_hit(key(keys::token(token)), Some(live.0), live.1, limit)
+                .await?
+            {
+                LogHit::Admitted(item) => {
+                    KnockAdmission::Admitted(from_item::<TokenItem>(item)?.into())
+                }
+                LogHit::Refused(item) => {
+                    let record: TokenRecord = from_item::<TokenItem>(item.clone())?.into();
+                    if record.is_live(now_us) {
+                        KnockAdmission::Limited {
+                            retry_after_seconds: refused_for(&item, now_us, limit),
+                        }
+                    } else {
+                        KnockAdmission::Unknown
+                    }
+                }
+                LogHit::Missing => KnockAdmission::Unknown,
+            },
+        )
     }
 
     async fn count_hit(
         &self,
-        limit: &LimitKey,
-        window: i64,
-        max: u32,
-        known: Option<LimitCount>,
-    ) -> Result<bool, PortError> {
-        let (item_key, must_exist) = match limit {
-            LimitKey::FailedLogins { username } => (keys::account(username), true),
-            LimitKey::TokenCreations { key_hash } => (keys::api_key(key_hash), true),
-            LimitKey::Signups => (keys::signup_counter(), false),
-        };
-        let w = AttributeValue::N(window.to_string());
-        let one = AttributeValue::N("1".into());
-        // A new window (as far as we know): start its count. One call.
-        if known.map(|c| c.window) != Some(window) {
-            let condition = if must_exist {
-                "attribute_exists(pk) AND (attribute_not_exists(lw) OR lw < :w)"
-            } else {
-                "attribute_not_exists(lw) OR lw < :w"
-            };
-            let started = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(item_key.clone())))
-                .update_expression("SET lw = :w, lc = :one")
-                .condition_expression(condition)
-                .expression_attribute_values(":w", w.clone())
-                .expression_attribute_values(":one", one.clone())
-                .send()
-                .await;
-            match started {
-                Ok(_) => return Ok(true),
-                Err(e) if conditional_failed(&e) => {}
-                Err(e) => return Err(port_error("UpdateItem", e)),
-            }
+        limit_key: &LimitKey,
+        now_us: Micros,
+        limit: Limit,
+    ) -> Result<Admission, PortError> {
+        if limit.max == 0 {
+            return Ok(Admission::Admitted);
         }
-        // The window has a count: add to it unless the limit is reached.
-        let mut update = self
+        let (window, retry_after_seconds) = limit.window_at(now_us);
+        let counter = match limit_key {
+            LimitKey::TokenCreations { account_id } => keys::token_counter(account_id, window),
+            LimitKey::Signups => keys::signup_counter(window),
+        };
+        let counted = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(item_key)))
-            .update_expression("SET lc = lc + :one")
-            .expression_attribute_values(":w", w)
-            .expression_attribute_values(":one", one);
-        update = if max > 0 {
-            update
-                .condition_expression("lw = :w AND lc < :max")
-                .expression_attribute_values(":max", AttributeValue::N(max.to_string()))
-        } else {
-            update.condition_expression("lw = :w")
-        };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
+            .set_key(Some(key(counter)))
+            .update_expression("ADD #hits :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#hits) OR #hits < :max")
+            .expression_attribute_names("#hits", limits::COUNT)
+            .expression_attribute_names("#ttl", keys::TTL)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":max", AttributeValue::N(limit.max.to_string()))
+            .expression_attribute_values(
+                ":ttl",
+                AttributeValue::N(limits::window_expiry(limit, window).to_string()),
+            )
+            .send()
+            .await;
+        match counted {
+            Ok(_) => Ok(Admission::Admitted),
+            Err(e) if conditional_failed(&e) => Ok(Admission::Limited {
+                retry_after_seconds,
+            }),
             Err(e) => Err(port_error("UpdateItem", e)),
         }
     }
@@ -945,12 +946,62 @@ impl Store for DynamoStore {
     }
 }
 
-fn admitted(attributes: Option<Item>) -> Result<KnockAdmission, PortError> {
-    match attributes {
-        Some(item) => Ok(KnockAdmission::Admitted(
-            from_item::<TokenItem>(item)?.into(),
-        )),
-        None => Ok(KnockAdmission::Unknown),
+/// The outcome of logging a hit on an item's sliding log.
+enum LogHit {
+    /// Logged; the item as it now is.
+    Admitted(Item),
+    /// The log is full (or the extra condition failed); the item as it is.
+    Refused(Item),
+    /// No such item.
+    Missing,
+}
+
+/// `Retry-After` for a refused hit, from the refused call's copy of the item.
+fn refused_for(item: &Item, now_us: Micros, limit: Limit) -> u64 {
+    limit
+        .blocked_by_log(&limits::read_log(item), now_us)
+        .unwrap_or(1)
+}
+
+impl DynamoStore {
+    /// Logs a hit at `now_us` on the sliding log of an existing item, if the
+    /// log has room and `extra` (a condition that may use `:now`) holds: one
+    /// conditional `UpdateItem`, whose failure returns the item as it was.
+    async fn log_hit(
+        &self,
+        item_key: Item,
+        extra: Option<&str>,
+        now_us: Micros,
+        limit: Limit,
+    ) -> Result<LogHit, PortError> {
+        let mut condition = format!(
+            "attribute_exists(pk) AND {}",
+            limits::log_has_room(limit.max)
+        );
+        if let Some(extra) = extra {
+            condition = format!("{condition} AND {extra}");
+        }
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key))
+            .update_expression(limits::log_push(limit.max))
+            .condition_expression(condition)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (name, value) in limits::log_values(limit, now_us) {
+            update = update.expression_attribute_values(name, value);
+        }
+        match update.send().await {
+            Ok(out) => Ok(out.attributes.map_or(LogHit::Missing, LogHit::Admitted)),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    Ok(c.item.clone().map_or(LogHit::Missing, LogHit::Refused))
+                }
+                _ => Err(port_error("UpdateItem", e)),
+            },
+        }
     }
 }
 
@@ -983,14 +1034,5 @@ fn key_item(k: &ApiKeyRecord) -> KeyItem {
         account_id: k.account_id.clone(),
         username: k.username.clone(),
         email: k.email.clone(),
-        lw: None,
-        lc: None,
     }
-}
-
-fn limit_count(window: Option<i64>, count: Option<u32>) -> Option<LimitCount> {
-    Some(LimitCount {
-        window: window?,
-        count: count?,
-    })
 }

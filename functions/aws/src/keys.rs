@@ -8,6 +8,12 @@
 //! | device          | `ACCT#<account id>`        | `DEVICE#<id>`   | `ENDPOINT#<sha256(arn)>` / `DEVICE#<id>` |
 //! | push-token claim| `PUSH#<kind>#<sha256(tok)>`| `PUSH`          |                          |
 //! | whitelist token | `TOKEN#<token>`            | `TOKEN`         | `ACCT#<id>` / `TOKEN#…`  |
+//! | token creations in a window | `ACCT#<account id>` | `LIMIT#TOKENS#<window>` |            |
+//! | sign-ups in a window | `LIMIT#SIGNUPS`       | `LIMIT#<window>` |                         |
+//!
+//! Account and token items also carry a sliding log of failed logins or
+//! knocks (`h0`, `h1`, ...); counter items carry `hits` and expire by TTL
+//! (see `limits`).
 //!
 //! An account's devices share its partition (one strongly consistent `Query`
 //! on the knock path); its API keys and tokens are found through `gsi1`.
@@ -26,6 +32,7 @@ pub const TTL: &str = "expires_at";
 pub const DEVICE_PREFIX: &str = "DEVICE#";
 pub const TOKEN_PREFIX: &str = "TOKEN#";
 pub const KEY_PREFIX: &str = "KEY#";
+pub const LIMIT_PREFIX: &str = "LIMIT#";
 
 pub fn account(username: &str) -> (String, String) {
     (format!("USER#{username}"), "ACCOUNT".into())
@@ -62,9 +69,15 @@ pub fn endpoint(endpoint_arn: &str) -> String {
     format!("ENDPOINT#{}", sha256_hex(endpoint_arn))
 }
 
-/// The service-wide counter of account creations.
-pub fn signup_counter() -> (String, String) {
-    ("LIMIT#SIGNUPS".into(), "LIMIT".into())
+/// The service-wide counter of account creations in one fixed window.
+pub fn signup_counter(window: i64) -> (String, String) {
+    ("LIMIT#SIGNUPS".into(), format!("{LIMIT_PREFIX}{window}"))
+}
+
+/// The counter of an account's token creations in one fixed window; in the
+/// account's partition, so deleting the account finds it.
+pub fn token_counter(account_id: &str, window: i64) -> (String, String) {
+    (owner(account_id), format!("{LIMIT_PREFIX}TOKENS#{window}"))
 }
 
 pub fn token(token: &str) -> (String, String) {

@@ -10,6 +10,7 @@ pub mod dynamo;
 pub mod errors;
 pub mod keys;
 pub mod lambda;
+pub mod limits;
 pub mod sns;
 
 pub use config::{build_deps, load_sdk_config, AppConfig};

@@ -4,8 +4,8 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::metrics;
-use crate::model::{AccountRecord, ApiKeyRecord, LimitCount};
-use crate::ports::{CreateAccountError, LimitKey};
+use crate::model::{AccountRecord, ApiKeyRecord};
+use crate::ports::{Admission, CreateAccountError, LimitKey};
 use crate::request::{ApiRequest, ApiResponse};
 use crate::{secrets, Deps};
 
@@ -83,23 +83,15 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
         if let Some(account) = deps.store.get_account(&username).await? {
             return login(deps, &account, &password).await;
         }
-        let (window, retry_after_seconds) =
-            deps.settings.signup_limit.window_at(deps.clock.now_us());
-        if !deps
+        let admission = deps
             .store
             .count_hit(
                 &LimitKey::Signups,
-                window,
-                deps.settings.signup_limit.max,
-                None,
+                deps.clock.now_us(),
+                deps.settings.signup_limit,
             )
-            .await?
-        {
-            limit_hit("Signups");
-            return Err(ApiError::RateLimited {
-                retry_after_seconds,
-            });
-        }
+            .await?;
+        refuse_if_limited(admission, "Signups")?;
         let password_hash = secrets::hash_password(&password)
             .map_err(|e| ApiError::Internal(format!("password hashing failed: {e}")))?;
         let account = AccountRecord {
@@ -108,7 +100,7 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
             email: email.clone(),
             password_hash,
             created_us: deps.clock.now_us(),
-            failed_logins: None,
+            failed_logins: Vec::new(),
         };
         let key = secrets::new_api_key();
         let key_record = ApiKeyRecord {
@@ -116,7 +108,6 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
             account_id: account.id.clone(),
             username: account.username.clone(),
             email: account.email.clone(),
-            token_creations: None,
         };
         match deps.store.create_account(&account, &key_record).await {
             Ok(()) => {
@@ -141,10 +132,12 @@ async fn login(
     password: &str,
 ) -> Result<ApiResponse, ApiError> {
     let limit = deps.settings.login_limit;
-    let (window, retry_after_seconds) = limit.window_at(deps.clock.now_us());
-    // Too many failures: the username is locked for the rest of the window,
-    // whatever the password (so guessing gains nothing).
-    if LimitCount::exhausted(account.failed_logins, window, limit.max) {
+    // Too many failures: the username is locked until the oldest of them
+    // leaves the window, whatever the password (so guessing gains nothing).
+    // As read: refusing needs no write.
+    if let Some(retry_after_seconds) =
+        limit.blocked_by_log(&account.failed_logins, deps.clock.now_us())
+    {
         limit_hit("FailedLogins");
         return Err(ApiError::RateLimited {
             retry_after_seconds,
@@ -152,27 +145,56 @@ async fn login(
     }
     if !secrets::verify_password(password, &account.password_hash) {
         tracing::info!(account = %account.id, "login with wrong password");
-        let key = LimitKey::FailedLogins {
-            username: account.username.clone(),
-        };
-        deps.store
-            .count_hit(&key, window, 0, account.failed_logins)
-            .await?;
+        // Logged on condition that the log still has room: of concurrent
+        // guesses that all read an open log, no more than the limit's worth
+        // are answered 401; the rest are 429.
+        if limit.max > 0 {
+            let admission = deps
+                .store
+                .log_failed_login(&account.username, deps.clock.now_us(), limit)
+                .await?;
+            refuse_if_limited(admission, "FailedLogins")?;
+        }
         return Err(ApiError::InvalidCredentials);
     }
     let key = secrets::new_api_key();
-    deps.store
-        .put_api_key(&ApiKeyRecord {
-            key_hash: secrets::sha256_hex(&key),
-            account_id: account.id.clone(),
-            username: account.username.clone(),
-            email: account.email.clone(),
-            token_creations: None,
-        })
-        .await?;
+    let record = ApiKeyRecord {
+        key_hash: secrets::sha256_hex(&key),
+        account_id: account.id.clone(),
+        username: account.username.clone(),
+        email: account.email.clone(),
+    };
+    // The key is stored, and earlier failures forgiven, only if the log is
+    // not full by now: a right guess racing wrong ones that locked the
+    // username meanwhile is refused like any other login.
+    match deps
+        .store
+        .add_login_key(&account.username, &record, deps.clock.now_us(), limit)
+        .await?
+    {
+        Admission::Admitted => {}
+        Admission::Missing => return Err(ApiError::InvalidCredentials),
+        limited @ Admission::Limited { .. } => refuse_if_limited(limited, "FailedLogins")?,
+    }
     let mut body = account_json(&account.id, &account.username, &account.email);
     body["token"] = Value::String(key);
     Ok(ApiResponse::json(200, body))
+}
+
+/// Turns a refused hit into `429` (counted in the metrics); a missing item
+/// (deleted meanwhile) is the caller's business, so it passes.
+pub fn refuse_if_limited(admission: Admission, limit: &str) -> Result<(), ApiError> {
+    match admission {
+        Admission::Limited {
+            retry_after_seconds,
+        } => {
+            limit_hit(limit);
+            Err(ApiError::RateLimited {
+                retry_after_seconds,
+            })
+        }
+        Admission::Admitted | Admission::Missing => Ok(()),
+    }
 }
 
 /// `GET accounts/`: the caller's account.

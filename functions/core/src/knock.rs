@@ -106,16 +106,16 @@ pub async fn deliver(
     priority: Priority,
 ) -> Result<Delivery, ApiError> {
     let now = deps.clock.now_us();
-    let limit = deps.settings.knock_limit;
-    let (window, retry_after_seconds) = limit.window_at(now);
     let record = match deps
         .store
-        .admit_knock(token, now, window, limit.max)
+        .admit_knock(token, now, deps.settings.knock_limit)
         .await?
     {
         KnockAdmission::Admitted(t) => t,
         KnockAdmission::Unknown => return Err(ApiError::NotFound),
-        KnockAdmission::Limited => {
+        KnockAdmission::Limited {
+            retry_after_seconds,
+        } => {
             limit_hit("KnocksPerToken");
             return Err(ApiError::RateLimited {
                 retry_after_seconds,

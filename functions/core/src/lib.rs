@@ -41,34 +41,70 @@ pub struct Settings {
     pub knock_limit: Limit,
     /// Failed logins per username per window before the username is locked.
     pub login_limit: Limit,
-    /// Whitelist tokens one API key may create per window.
+    /// Whitelist tokens one account may create per window.
     pub token_limit: Limit,
     /// Accounts the whole service creates per window.
     pub signup_limit: Limit,
 }
 
 /// A rate limit: at most `max` hits per `window` (`max == 0`: no limit).
+///
+/// Two ways of holding one in DynamoDB, each one conditional `UpdateItem` per
+/// counted hit (see docs/SECURITY.md):
+/// - a **sliding log** on an item the path touches anyway: the times of the
+///   last `max` admitted hits, newest first ([`Limit::blocked_by_log`]); for
+///   knocks (on the token item) and failed logins (on the account item);
+/// - a **counter item per fixed window** that DynamoDB's TTL removes
+///   afterwards ([`Limit::window_at`]); for token and account creations, whose
+///   maxima are too large for a log.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limit {
     pub max: u32,
     pub window: Duration,
 }
 
+/// The largest `max` a sliding-log limit may have: the log is `max` attributes
+/// rewritten by one update expression, which DynamoDB caps at 4 KB.
+pub const MAX_LOGGED_HITS: u32 = 100;
+
 impl Limit {
-    /// The window `now_us` falls in, and the seconds until it ends.
-    pub fn window_at(&self, now_us: time::Micros) -> (i64, u64) {
-        let len = i64::try_from(self.window.as_micros())
+    /// The window's length in microseconds (at least 1).
+    pub fn window_us(&self) -> time::Micros {
+        i64::try_from(self.window.as_micros())
             .unwrap_or(i64::MAX)
-            .max(1);
+            .max(1)
+    }
+
+    /// The fixed window `now_us` falls in, and the seconds until it ends.
+    pub fn window_at(&self, now_us: time::Micros) -> (i64, u64) {
+        let len = self.window_us();
         let w = now_us.div_euclid(len);
         let end = (w + 1).saturating_mul(len);
-        (
-            w,
-            u64::try_from((end - now_us + 999_999) / 1_000_000)
-                .unwrap_or(1)
-                .max(1),
-        )
+        (w, seconds_until(end, now_us))
     }
+
+    /// Sliding log: `log` holds the times of the last admitted hits, newest
+    /// first. A new hit is refused while the `max`-th newest is still inside
+    /// the window; then the answer is the seconds until it leaves it.
+    pub fn blocked_by_log(&self, log: &[time::Micros], now_us: time::Micros) -> Option<u64> {
+        let oldest = *log.get(usize::try_from(self.max).ok()?.checked_sub(1)?)?;
+        let frees_at = oldest.saturating_add(self.window_us());
+        (frees_at > now_us).then(|| seconds_until(frees_at, now_us))
+    }
+
+    /// The hit time at or before which the `max`-th newest logged hit no
+    /// longer blocks a new one.
+    pub fn log_cutoff(&self, now_us: time::Micros) -> time::Micros {
+        now_us.saturating_sub(self.window_us())
+    }
+}
+
+/// Whole seconds from `now_us` to `then_us`, rounded up, at least 1 (the
+/// value of a `Retry-After`).
+fn seconds_until(then_us: time::Micros, now_us: time::Micros) -> u64 {
+    u64::try_from((then_us.saturating_sub(now_us)).saturating_add(999_999) / 1_000_000)
+        .unwrap_or(1)
+        .max(1)
 }
 
 impl Default for Settings {
@@ -104,4 +140,50 @@ pub struct Deps {
     pub push: Arc<dyn ports::PushGateway>,
     pub clock: Arc<dyn ports::Clock>,
     pub settings: Settings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000;
+
+    fn limit(max: u32, seconds: u64) -> Limit {
+        Limit {
+            max,
+            window: Duration::from_secs(seconds),
+        }
+    }
+
+    #[test]
+    fn a_sliding_log_blocks_while_the_max_th_newest_hit_is_in_the_window() {
+        let l = limit(3, 60);
+        let now = 1_000 * S;
+        // Fewer than `max` hits logged: never blocked.
+        assert_eq!(l.blocked_by_log(&[], now), None);
+        assert_eq!(l.blocked_by_log(&[now, now], now), None);
+        // The third newest 20 s ago: blocked for the 40 s it stays inside.
+        assert_eq!(l.blocked_by_log(&[now, now, now - 20 * S], now), Some(40));
+        // Rounded up, never 0.
+        assert_eq!(
+            l.blocked_by_log(&[now, now, now - 60 * S + 1], now),
+            Some(1)
+        );
+        // Exactly a window ago: it no longer counts, as in DynamoDB's condition
+        // (`h2 <= cutoff`).
+        assert_eq!(l.blocked_by_log(&[now, now, now - 60 * S], now), None);
+        assert_eq!(l.log_cutoff(now), now - 60 * S);
+        // Older entries beyond `max` (a lowered limit) do not matter.
+        assert_eq!(l.blocked_by_log(&[now, now, now - 61 * S, now], now), None);
+        // `max == 0`: no limit.
+        assert_eq!(limit(0, 60).blocked_by_log(&[now; 5], now), None);
+    }
+
+    #[test]
+    fn fixed_windows_number_the_window_and_count_down_to_its_end() {
+        let l = limit(5, 60);
+        assert_eq!(l.window_at(120 * S), (2, 60));
+        assert_eq!(l.window_at(179 * S + 1), (2, 1));
+        assert_eq!(l.window_at(-1), (-1, 1));
+    }
 }

@@ -50,22 +50,9 @@ pub struct AccountRecord {
     /// argon2id PHC string.
     pub password_hash: String,
     pub created_us: Micros,
-    /// Failed logins counted in the current window, as stored.
-    pub failed_logins: Option<LimitCount>,
-}
-
-/// A rate limit's count as stored on an item: the window and the hits in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LimitCount {
-    pub window: i64,
-    pub count: u32,
-}
-
-impl LimitCount {
-    /// Whether `limit` (0: none) is already used up in `window`.
-    pub fn exhausted(count: Option<LimitCount>, window: i64, limit: u32) -> bool {
-        limit > 0 && count.is_some_and(|c| c.window == window && c.count >= limit)
-    }
+    /// Times of the latest failed logins, newest first: the login limit's
+    /// sliding log, as stored.
+    pub failed_logins: Vec<Micros>,
 }
 
 /// What an API key (stored only as its SHA-256) tells about its holder.
@@ -75,8 +62,6 @@ pub struct ApiKeyRecord {
     pub account_id: String,
     pub username: String,
     pub email: String,
-    /// Token creations counted in the current window, as stored.
-    pub token_creations: Option<LimitCount>,
 }
 
 /// A device of an account: one app install reachable through one push token.

@@ -5,9 +5,10 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, LimitCount, PushTokenClaim, TokenRecord,
+    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushTokenClaim, TokenRecord,
 };
 use crate::time::Micros;
+use crate::Limit;
 
 /// A failure of a dependency, by meaning.
 #[derive(Debug, thiserror::Error)]
@@ -20,15 +21,25 @@ pub enum PortError {
     Internal(String),
 }
 
-/// Which counter a rate-limited action is counted on.
+/// Which fixed-window counter a rate-limited action is counted on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LimitKey {
-    /// Failed logins, on the account's item.
-    FailedLogins { username: String },
-    /// Token creations, on the API key's item.
-    TokenCreations { key_hash: String },
-    /// Account creations, on one service-wide counter.
+    /// Token creations of one account.
+    TokenCreations { account_id: String },
+    /// Account creations, service-wide.
     Signups,
+}
+
+/// The outcome of counting a hit against a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// Over the limit; retry after this many seconds.
+    Limited {
+        retry_after_seconds: u64,
+    },
+    /// The item the hit is counted on does not exist (or has expired).
+    Missing,
 }
 
 /// The outcome of counting a knock against its token.
@@ -37,8 +48,10 @@ pub enum KnockAdmission {
     /// No live token with that value.
     Unknown,
     Admitted(TokenRecord),
-    /// Over the limit until the window ends.
-    Limited,
+    /// Over the limit; retry after this many seconds.
+    Limited {
+        retry_after_seconds: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +105,24 @@ pub trait Store: Send + Sync {
         account: &AccountRecord,
         key: &ApiKeyRecord,
     ) -> Result<(), CreateAccountError>;
-    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<(), PortError>;
+    /// Logs a failed login in the username's sliding log: one conditional
+    /// write, refused (`Limited`) when the log is already full.
+    async fn log_failed_login(
+        &self,
+        username: &str,
+        now_us: Micros,
+        limit: Limit,
+    ) -> Result<Admission, PortError>;
+    /// A successful login: stores the new API key and clears the account's
+    /// failed-login log, atomically and only if that log is not full
+    /// (`Limited`) and the account still exists (`Missing`).
+    async fn add_login_key(
+        &self,
+        username: &str,
+        key: &ApiKeyRecord,
+        now_us: Micros,
+        limit: Limit,
+    ) -> Result<Admission, PortError>;
     async fn get_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, PortError>;
     /// Removes the account and everything it owns, API keys last.
     async fn delete_account(
@@ -122,26 +152,22 @@ pub trait Store: Send + Sync {
     /// Stores a new token if the value is unused and the device still exists.
     async fn create_token(&self, token: &TokenRecord) -> Result<(), WriteConflict>;
     async fn get_token(&self, token: &str) -> Result<Option<TokenRecord>, PortError>;
-    /// The knock's token lookup: counts the knock against the token's limit
-    /// in the same conditional write that reads the token.
-    /// `window` is the limit's current window, `max` its limit (0: none).
+    /// The knock's token lookup: adds the knock to the token's sliding log
+    /// in the same conditional write that reads the token (one call).
     async fn admit_knock(
         &self,
         token: &str,
         now_us: Micros,
-        window: i64,
-        max: u32,
+        limit: Limit,
     ) -> Result<KnockAdmission, PortError>;
-    /// Counts one hit against a limit in `window`; `false` when `max` hits
-    /// were already counted there. `known` is the count as last read, if the
-    /// caller read the item anyway (saves the second call of a new window).
+    /// Counts one hit on the fixed-window counter of `key` (one conditional
+    /// write, creating the window's counter item if needed).
     async fn count_hit(
         &self,
         key: &LimitKey,
-        window: i64,
-        max: u32,
-        known: Option<LimitCount>,
-    ) -> Result<bool, PortError>;
+        now_us: Micros,
+        limit: Limit,
+    ) -> Result<Admission, PortError>;
     async fn list_tokens(&self, owner: &str) -> Result<Vec<TokenRecord>, PortError>;
     /// Renames a live token of `owner`; `None` when there is none.
     async fn rename_token(

@@ -3,10 +3,10 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::accounts::{authenticate, limit_hit};
+use crate::accounts::{authenticate, refuse_if_limited};
 use crate::devices::clean_registration_id;
 use crate::error::ApiError;
-use crate::model::{DeviceKind, DeviceRecord, LimitCount, TokenRecord};
+use crate::model::{DeviceKind, DeviceRecord, TokenRecord};
 use crate::page::page;
 use crate::ports::{LimitKey, WriteConflict};
 use crate::request::{ApiRequest, ApiResponse};
@@ -92,14 +92,6 @@ pub async fn create(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErr
             ))
         }
     };
-    let limit = deps.settings.token_limit;
-    let (window, retry_after_seconds) = limit.window_at(deps.clock.now_us());
-    if LimitCount::exhausted(caller.token_creations, window, limit.max) {
-        limit_hit("TokenCreations");
-        return Err(ApiError::RateLimited {
-            retry_after_seconds,
-        });
-    }
     let owner = caller.account_id.clone();
     let Some(device) = resolve_device(deps, &owner, kind, value.trim()).await? else {
         return Err(ApiError::field(
@@ -108,18 +100,13 @@ pub async fn create(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErr
         ));
     };
     let counter = LimitKey::TokenCreations {
-        key_hash: caller.key_hash.clone(),
+        account_id: owner.clone(),
     };
-    if !deps
+    let admission = deps
         .store
-        .count_hit(&counter, window, limit.max, caller.token_creations)
-        .await?
-    {
-        limit_hit("TokenCreations");
-        return Err(ApiError::RateLimited {
-            retry_after_seconds,
-        });
-    }
+        .count_hit(&counter, deps.clock.now_us(), deps.settings.token_limit)
+        .await?;
+    refuse_if_limited(admission, "TokenCreations")?;
     for _ in 0..3 {
         let now = deps.clock.now_us();
         let lifetime = i64::try_from(deps.settings.token_lifetime.as_micros()).unwrap_or(i64::MAX);

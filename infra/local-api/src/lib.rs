@@ -3,6 +3,7 @@
 //! from `template.yaml`, against the AWS emulator (reached through the SDK's
 //! standard `AWS_ENDPOINT_URL`).
 
+pub mod recording;
 pub mod server;
 pub mod setup;
 pub mod template;
