@@ -6,8 +6,14 @@ use std::time::Duration;
 use api_tests::*;
 use serde_json::{json, Value};
 
-fn fresh_table() -> String {
-    format!("limits-{}", uuid::Uuid::new_v4().simple())
+/// A router of its own on a fresh table (so counters start at zero and the
+/// table holds only this test's items), with the given settings; the
+/// table's name for reading it.
+async fn limited_router(limits: &[(&str, &str)]) -> (Router, String) {
+    let table = format!("limits-{}", uuid::Uuid::new_v4().simple());
+    let mut env = vec![("TABLE_NAME", table.as_str())];
+    env.extend_from_slice(limits);
+    (Router::start(&env).await, table)
 }
 
 async fn login(api: &Api, username: &str, password: &str) -> Reply {
@@ -21,9 +27,7 @@ async fn login(api: &Api, username: &str, password: &str) -> Reply {
 
 #[tokio::test]
 async fn failed_logins_lock_the_username_for_the_window() {
-    let table = fresh_table();
-    let router = Router::start(&[
-        ("TABLE_NAME", &table),
+    let (router, _) = limited_router(&[
         ("LOGIN_FAILURE_LIMIT", "3"),
         ("LOGIN_FAILURE_WINDOW_SECONDS", "3600"),
     ])
@@ -59,9 +63,7 @@ async fn failed_logins_lock_the_username_for_the_window() {
 
 #[tokio::test]
 async fn concurrent_guesses_get_no_more_than_the_limit_checked() {
-    let table = fresh_table();
-    let router = Router::start(&[
-        ("TABLE_NAME", &table),
+    let (router, _) = limited_router(&[
         ("LOGIN_FAILURE_LIMIT", "3"),
         ("LOGIN_FAILURE_WINDOW_SECONDS", "3600"),
     ])
@@ -92,9 +94,7 @@ async fn concurrent_guesses_get_no_more_than_the_limit_checked() {
 #[tokio::test]
 async fn token_creation_is_limited_per_account() {
     away_from_window_edge().await;
-    let table = fresh_table();
-    let router = Router::start(&[
-        ("TABLE_NAME", &table),
+    let (router, _) = limited_router(&[
         ("TOKEN_CREATE_LIMIT", "5"),
         ("TOKEN_CREATE_WINDOW_SECONDS", "3600"),
     ])
@@ -134,13 +134,8 @@ async fn token_creation_is_limited_per_account() {
 #[tokio::test]
 async fn account_creation_is_limited_service_wide() {
     away_from_window_edge().await;
-    let table = fresh_table();
-    let router = Router::start(&[
-        ("TABLE_NAME", &table),
-        ("SIGNUP_LIMIT", "4"),
-        ("SIGNUP_WINDOW_SECONDS", "3600"),
-    ])
-    .await;
+    let (router, _) =
+        limited_router(&[("SIGNUP_LIMIT", "4"), ("SIGNUP_WINDOW_SECONDS", "3600")]).await;
     let api = &router.api;
     let mut accounts = Vec::new();
     for _ in 0..4 {
@@ -174,9 +169,7 @@ fn conditional_updates(calls: &[local_api::recording::RecordedCall]) -> usize {
 #[tokio::test]
 async fn each_limit_costs_one_conditional_update() {
     away_from_window_edge().await;
-    let table = fresh_table();
-    let router = Router::start(&[
-        ("TABLE_NAME", &table),
+    let (router, table) = limited_router(&[
         ("SIGNUP_LIMIT", "2"),
         ("SIGNUP_WINDOW_SECONDS", "3600"),
         ("TOKEN_CREATE_LIMIT", "2"),
@@ -581,8 +574,7 @@ async fn hostile_bodies_on_every_body_route_are_4xx_json_and_never_5xx() {
 
 #[tokio::test]
 async fn the_table_holds_only_what_the_service_needs() {
-    let table = fresh_table();
-    let router = Router::start(&[("TABLE_NAME", &table)]).await;
+    let (router, table) = limited_router(&[]).await;
     let api = &router.api;
     let a = api.signup().await;
     let email = format!("{}@example.org", random_username());
@@ -671,4 +663,65 @@ async fn the_table_holds_only_what_the_service_needs() {
         dump.contains(&apns),
         "the push token is kept: it is needed to push"
     );
+}
+
+/// The race no client can stage on cue: a right password whose login read an
+/// open log, committing after wrong guesses filled it. Driven through the
+/// production store against the emulator, with the times chosen.
+#[tokio::test]
+async fn a_right_password_is_refused_once_wrong_guesses_filled_the_log() {
+    use push_aws::DynamoStore;
+    use push_core::model::ApiKeyRecord;
+    use push_core::ports::{Admission, Clock, Store, SystemClock};
+    use push_core::{secrets, Limit};
+
+    let (router, table) = limited_router(&[]).await;
+    let api = &router.api;
+    let a = api.signup().await;
+    let store = DynamoStore::new(dynamodb().await, table);
+    let limit = Limit {
+        max: 2,
+        window: Duration::from_secs(60),
+    };
+    let now = SystemClock.now_us();
+    for _ in 0..2 {
+        let logged = store.log_failed_login(&a.username, now, limit).await;
+        assert_eq!(logged.unwrap(), Admission::Admitted);
+    }
+    let full = Admission::Limited {
+        retry_after_seconds: 60,
+    };
+    let logged = store.log_failed_login(&a.username, now, limit).await;
+    assert_eq!(logged.unwrap(), full);
+    let key = secrets::new_api_key();
+    let record = ApiKeyRecord {
+        key_hash: secrets::sha256_hex(&key),
+        account_id: a.id.clone(),
+        username: a.username.clone(),
+        email: String::new(),
+    };
+    let added = store.add_login_key(&a.username, &record, now, limit).await;
+    assert_eq!(added.unwrap(), full);
+    // Nothing of the refused login was written: its key logs no one in.
+    assert_eq!(api.get("accounts/", Some(&key)).await.status, 401);
+
+    // A window later the same login goes through and forgives the failures.
+    let later = now + 60_000_000;
+    let added = store
+        .add_login_key(&a.username, &record, later, limit)
+        .await;
+    assert_eq!(added.unwrap(), Admission::Admitted);
+    assert_eq!(api.get("accounts/", Some(&key)).await.status, 200);
+    let account = store.get_account(&a.username).await.unwrap().unwrap();
+    assert!(account.failed_logins.is_empty());
+
+    // An account deleted meanwhile gets no key.
+    let r = api
+        .delete(&format!("accounts/{}/", a.username), Some(&a.key))
+        .await;
+    assert_eq!(r.status, 204);
+    let added = store
+        .add_login_key(&a.username, &record, later, limit)
+        .await;
+    assert_eq!(added.unwrap(), Admission::Missing);
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -269,40 +270,25 @@ impl DynamoStore {
             .client
             .query()
             .table_name(&self.table)
-            .expression_attribute_values(":pk", s(pk))
             .consistent_read(true);
-        let query = if prefix.is_empty() {
-            query.key_condition_expression("pk = :pk")
-        } else {
-            query
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":prefix", s(prefix))
-        };
-        self.collect(query).await
+        self.collect(key_condition(query, (keys::PK, keys::SK), pk, prefix))
+            .await
     }
 
-    /// All `gsi1` items of an account whose `gsi1sk` starts with `prefix`.
+    /// All `gsi1` items of an account whose `gsi1sk` starts with `prefix`
+    /// (`""`: all of them).
     async fn query_owned(&self, owner: &str, prefix: &str) -> Result<Vec<Item>, PortError> {
         let query = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .expression_attribute_values(":pk", s(keys::owner(owner)));
-        let query = if prefix.is_empty() {
-            query.key_condition_expression("gsi1pk = :pk")
-        } else {
-            query
-                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
-                .expression_attribute_values(":prefix", s(prefix))
-        };
-        self.collect(query).await
+            .index_name(keys::GSI1);
+        let attributes = (keys::GSI1PK, keys::GSI1SK);
+        self.collect(key_condition(query, attributes, keys::owner(owner), prefix))
+            .await
     }
 
-    async fn collect(
-        &self,
-        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-    ) -> Result<Vec<Item>, PortError> {
+    async fn collect(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, PortError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -804,10 +790,10 @@ impl Store for DynamoStore {
                 _ => KnockAdmission::Unknown,
             });
         }
-        let live = ("expires_us > :now", now_us);
+        let live = "expires_us > :now";
         Ok(
             match self
-                .log_hit(key(keys::token(token)), Some(live.0), live.1, limit)
+                .log_hit(key(keys::token(token)), Some(live), now_us, limit)
                 .await?
             {
                 LogHit::Admitted(item) => {
@@ -943,6 +929,26 @@ impl Store for DynamoStore {
             .map(|item| Self::item_key(&item))
             .collect();
         self.delete_all(doomed).await
+    }
+}
+
+/// A query's key condition: partition `pk`, sort keys starting with `prefix`
+/// (`""`: any).
+fn key_condition(
+    query: QueryFluentBuilder,
+    (pk_attribute, sk_attribute): (&str, &str),
+    pk: String,
+    prefix: &str,
+) -> QueryFluentBuilder {
+    let query = query.expression_attribute_values(":pk", s(pk));
+    if prefix.is_empty() {
+        query.key_condition_expression(format!("{pk_attribute} = :pk"))
+    } else {
+        query
+            .key_condition_expression(format!(
+                "{pk_attribute} = :pk AND begins_with({sk_attribute}, :prefix)"
+            ))
+            .expression_attribute_values(":prefix", s(prefix))
     }
 }
 
