@@ -435,3 +435,18 @@ async fn the_knock_limit_slides_and_its_retry_after_is_honest() {
     assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
     assert_eq!(only_endpoint(&o.fcm).await.messages.len(), 4);
 }
+
+#[tokio::test]
+async fn a_limit_of_one_knock_admits_one() {
+    let router = Router::start(&[
+        ("KNOCK_LIMIT_PER_WINDOW", "1"),
+        ("KNOCK_LIMIT_WINDOW_SECONDS", "3600"),
+    ])
+    .await;
+    let api = &router.api;
+    let o = owner(api).await;
+    assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
+    let r = api.knock(&o.token, json!({})).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(only_endpoint(&o.fcm).await.messages.len(), 1);
+}

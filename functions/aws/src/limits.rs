@@ -55,16 +55,21 @@ pub fn log_clear(max: u32) -> String {
     format!("REMOVE {}", slots.join(", "))
 }
 
-/// The values `log_push` and `log_has_room` refer to.
-pub fn log_values(limit: Limit, now_us: Micros) -> [(&'static str, AttributeValue); 3] {
-    [
+/// The values `log_push` and `log_has_room` refer to — and no other:
+/// DynamoDB refuses a request with an unused value (`:never` is used only
+/// by a log of two slots or more).
+pub fn log_values(limit: Limit, now_us: Micros) -> Vec<(&'static str, AttributeValue)> {
+    let mut values = vec![
         (":now", AttributeValue::N(now_us.to_string())),
-        (":never", AttributeValue::N("0".into())),
         (
             ":cutoff",
             AttributeValue::N(limit.log_cutoff(now_us).to_string()),
         ),
-    ]
+    ];
+    if limit.max > 1 {
+        values.push((":never", AttributeValue::N("0".into())));
+    }
+    values
 }
 
 /// The logged hits of an item, newest first.
@@ -105,6 +110,26 @@ mod tests {
             "(attribute_not_exists(h2) OR h2 <= :cutoff)"
         );
         assert_eq!(log_clear(2), "REMOVE h0, h1");
+    }
+
+    #[test]
+    fn every_value_given_is_used_and_every_value_used_is_given() {
+        for max in [1, 2, 10, MAX_LOGGED_HITS] {
+            let limit = Limit {
+                max,
+                window: Duration::from_secs(60),
+            };
+            let expressions = format!("{} {}", log_push(max), log_has_room(max));
+            let given: Vec<&str> = log_values(limit, 1).iter().map(|(k, _)| *k).collect();
+            for name in &given {
+                assert!(expressions.contains(name), "{name} unused at max {max}");
+            }
+            for used in [":now", ":never", ":cutoff"] {
+                if expressions.contains(used) {
+                    assert!(given.contains(&used), "{used} missing at max {max}");
+                }
+            }
+        }
     }
 
     #[test]
