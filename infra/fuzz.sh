@@ -36,7 +36,7 @@ status=0
 SCHEMATHESIS_TELEMETRY=false "$VENV/bin/schemathesis" run openapi.yaml \
   --url "$base" \
   --header "Authorization: Token $key" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
   --max-examples "$examples" \
   --seed 20261127 \
   --workers 1 \

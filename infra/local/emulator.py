@@ -12,6 +12,12 @@ roll back, which takes ~0.4 s per transaction at 2,000 items and made the
 test suite's concurrency tests time out. Here the snapshot covers only the
 items the transaction touches; the rollback semantics are the same.
 
+It is served by waitress rather than moto's werkzeug development server,
+which closes the connection after every response: with it, every AWS call of
+the code under test paid a fresh TCP connection (two per knock), which AWS's
+keep-alive endpoints never charge, and which inflated the local latency and
+CPU numbers of `make bench`.
+
 Usage: python emulator.py HOST PORT
 """
 
@@ -22,13 +28,12 @@ import threading
 
 import copy
 
-from werkzeug.serving import run_simple
+from waitress import serve
 
 import moto.dynamodb.models as dynamodb_models
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
-    MotoRequestHandler,
     create_backend_app,
 )
 
@@ -97,7 +102,18 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
-    run_simple(host, port, serialised, threaded=True, request_handler=MotoRequestHandler)
+    # Keep-alive connections stay open as long as a test run (the SDKs pool
+    # them); requests still run one at a time, under the lock.
+    serve(
+        serialised,
+        host=host,
+        port=port,
+        threads=16,
+        channel_timeout=3600,
+        connection_limit=1000,
+        ident="moto",
+        _quiet=True,
+    )
 
 
 if __name__ == "__main__":

@@ -21,17 +21,16 @@ PIDS=()
 log() { printf '%s\n' "$*" >&2; }
 
 ensure_venv() {
-  if [ -x "$VENV/bin/moto_server" ] && "$VENV/bin/python" - <<'PY' 2>/dev/null
-import importlib.metadata as m, sys
-want = [l.split("==")[1].strip() for l in open("infra/local/requirements.txt") if l.startswith("moto")][0]
-sys.exit(0 if m.version("moto") == want else 1)
-PY
-  then
+  local want have
+  want=$(sha256sum infra/local/requirements.txt | cut -d' ' -f1)
+  have=$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)
+  if [ -x "$VENV/bin/moto_server" ] && [ "$want" = "$have" ]; then
     return 0
   fi
   log "Installing the AWS emulator (moto server) into .venv ..."
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r infra/local/requirements.txt
+  echo "$want" >"$VENV/.requirements.sha256"
 }
 
 ensure_deploy_tools() {

@@ -3,7 +3,9 @@
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
-#[tokio::main]
+// Lambda hands an instance one request at a time: one thread serves it
+// without cross-thread wake-ups (less CPU per request; docs/BENCHMARKS.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let deps = push_aws::lambda::deps_from_env().await?;
