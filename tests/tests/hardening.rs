@@ -25,13 +25,14 @@ async fn login(api: &Api, username: &str, password: &str) -> Reply {
     .await
 }
 
+const THREE_FAILED_LOGINS_AN_HOUR: &[(&str, &str)] = &[
+    ("LOGIN_FAILURE_LIMIT", "3"),
+    ("LOGIN_FAILURE_WINDOW_SECONDS", "3600"),
+];
+
 #[tokio::test]
 async fn failed_logins_lock_the_username_for_the_window() {
-    let (router, _) = limited_router(&[
-        ("LOGIN_FAILURE_LIMIT", "3"),
-        ("LOGIN_FAILURE_WINDOW_SECONDS", "3600"),
-    ])
-    .await;
+    let (router, _) = limited_router(THREE_FAILED_LOGINS_AN_HOUR).await;
     let api = &router.api;
     let a = api.signup().await;
     let other = api.signup().await;
@@ -63,11 +64,7 @@ async fn failed_logins_lock_the_username_for_the_window() {
 
 #[tokio::test]
 async fn concurrent_guesses_get_no_more_than_the_limit_checked() {
-    let (router, _) = limited_router(&[
-        ("LOGIN_FAILURE_LIMIT", "3"),
-        ("LOGIN_FAILURE_WINDOW_SECONDS", "3600"),
-    ])
-    .await;
+    let (router, _) = limited_router(THREE_FAILED_LOGINS_AN_HOUR).await;
     let api = &router.api;
     let a = api.signup().await;
     // Twenty guesses at once, all reading an open log: a failure is logged
