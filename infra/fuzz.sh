@@ -14,13 +14,9 @@ VENV="$ROOT/.venv-fuzz"
 out="$ROOT/.local/fuzz"
 mkdir -p "$out"
 
-want=$(sha256sum infra/fuzz-requirements.txt | cut -d' ' -f1)
-if [ ! -x "$VENV/bin/schemathesis" ] || [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
-  echo "Installing schemathesis into .venv-fuzz ..." >&2
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r infra/fuzz-requirements.txt
-  echo "$want" >"$VENV/.requirements.sha256"
-fi
+# shellcheck source=venv.sh
+. "$ROOT/infra/venv.sh"
+ensure_venv "$VENV" infra/fuzz-requirements.txt schemathesis schemathesis
 
 key=$(python3 - "$base" <<'PY'
 import json, sys, urllib.request, uuid

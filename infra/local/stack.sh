@@ -20,30 +20,16 @@ PIDS=()
 
 log() { printf '%s\n' "$*" >&2; }
 
-ensure_venv() {
-  local want have
-  want=$(sha256sum infra/local/requirements.txt | cut -d' ' -f1)
-  have=$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)
-  if [ -x "$VENV/bin/moto_server" ] && [ "$want" = "$have" ]; then
-    return 0
-  fi
-  log "Installing the AWS emulator (moto server) into .venv ..."
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r infra/local/requirements.txt
-  echo "$want" >"$VENV/.requirements.sha256"
+# shellcheck source=../venv.sh
+. "$ROOT/infra/venv.sh"
+
+ensure_emulator() {
+  ensure_venv "$VENV" infra/local/requirements.txt moto_server "the AWS emulator (moto server)"
 }
 
 ensure_deploy_tools() {
-  local venv="$ROOT/.venv-deploy" want have
-  want=$(sha256sum infra/deploy-requirements.txt | cut -d' ' -f1)
-  have=$(cat "$venv/.requirements.sha256" 2>/dev/null || true)
-  if [ -x "$venv/bin/sam" ] && [ "$want" = "$have" ]; then
-    return 0
-  fi
-  log "Installing the deployment tools (SAM CLI, AWS CLI, cargo-lambda) into .venv-deploy ..."
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r infra/deploy-requirements.txt
-  echo "$want" >"$venv/.requirements.sha256"
+  ensure_venv "$ROOT/.venv-deploy" infra/deploy-requirements.txt sam \
+    "the deployment tools (SAM CLI, AWS CLI, cargo-lambda)"
 }
 
 free_port() {
@@ -108,13 +94,13 @@ start_router() {
 cmd=${1:-run}
 case "$cmd" in
   env)
-    ensure_venv
+    ensure_emulator
     ;;
   deploy-tools)
     ensure_deploy_tools
     ;;
   run)
-    ensure_venv
+    ensure_emulator
     cargo build -p local-api
     trap 'cleanup; exit 0' INT TERM
     trap cleanup EXIT
@@ -124,7 +110,7 @@ case "$cmd" in
     wait
     ;;
   test)
-    ensure_venv
+    ensure_emulator
     ensure_deploy_tools
     cargo build --workspace --all-targets
     trap cleanup EXIT
@@ -143,7 +129,7 @@ case "$cmd" in
     "$ROOT/infra/fuzz.sh" "http://127.0.0.1:$router_port" "${FUZZ_EXAMPLES:-120}"
     ;;
   bench)
-    ensure_venv
+    ensure_emulator
     cargo build --profile perf -p register -p tokens -p knock -p feedback -p local-api -p bench
     trap cleanup EXIT
     trap 'exit 130' INT TERM

@@ -425,7 +425,8 @@ pub async fn table_dump() -> Vec<String> {
 }
 
 /// Waits out the last seconds of an hour so that a test using hour-long
-/// limit windows never straddles two of them.
+/// fixed-window limits (token and account creations) never straddles two of
+/// them. Sliding-log limits (knocks, logins) have no edges to avoid.
 pub async fn away_from_window_edge() {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

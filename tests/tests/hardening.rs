@@ -396,36 +396,23 @@ async fn another_accounts_objects_are_404_on_every_route_and_nothing_changes() {
         )
     };
     let before = snapshot().await;
-    let body = json!({"registration_id": apns_token(), "name": "stolen", "active": false});
+    let device_body = json!({"registration_id": apns_token(), "name": "stolen", "active": false});
+    let objects = [
+        (format!("device/apns/{apns_id}"), &device_body),
+        (format!("device/gcm/{gcm_id}"), &device_body),
+        (format!("tokens/{token}"), &json!({"name": "stolen"})),
+    ];
     let mut checked = 0;
-    for (kind, id) in [("apns", &apns_id), ("gcm", &gcm_id)] {
+    for (path, body) in &objects {
         for method in ["GET", "PUT", "PATCH", "DELETE"] {
             for slash in ["", "/"] {
+                let path = format!("{path}{slash}");
                 let r = api
-                    .send(
-                        method,
-                        &format!("device/{kind}/{id}{slash}"),
-                        Some(&b.key),
-                        Body::Json(body.clone()),
-                    )
+                    .send(method, &path, Some(&b.key), Body::Json((*body).clone()))
                     .await;
-                assert_eq!(r.status, 404, "{method} device/{kind}/{id}{slash}");
+                assert_eq!(r.status, 404, "{method} {path}");
                 checked += 1;
             }
-        }
-    }
-    for method in ["GET", "PUT", "PATCH", "DELETE"] {
-        for slash in ["", "/"] {
-            let r = api
-                .send(
-                    method,
-                    &format!("tokens/{token}{slash}"),
-                    Some(&b.key),
-                    Body::Json(json!({"name": "stolen"})),
-                )
-                .await;
-            assert_eq!(r.status, 404, "{method} tokens/{token}{slash}");
-            checked += 1;
         }
     }
     for method in ["GET", "DELETE"] {
@@ -440,12 +427,7 @@ async fn another_accounts_objects_are_404_on_every_route_and_nothing_changes() {
         assert_eq!(r.status, 404);
         checked += 1;
     }
-    for field in ["apns_device", "gcm_device"] {
-        let id = if field == "apns_device" {
-            &apns_id
-        } else {
-            &gcm_id
-        };
+    for (field, id) in [("apns_device", &apns_id), ("gcm_device", &gcm_id)] {
         let r = api
             .post("tokens/", Some(&b.key), Body::Json(json!({ field: id })))
             .await;

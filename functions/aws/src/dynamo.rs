@@ -465,10 +465,7 @@ impl Store for DynamoStore {
                 .table_name(&self.table)
                 .set_key(Some(account.clone()))
                 .update_expression(limits::log_clear(limit.max))
-                .condition_expression(format!(
-                    "attribute_exists(pk) AND {}",
-                    limits::log_has_room(limit.max)
-                ))
+                .condition_expression(limits::log_has_room(limit.max))
                 .expression_attribute_values(
                     ":cutoff",
                     AttributeValue::N(limit.log_cutoff(now_us).to_string()),
@@ -800,10 +797,11 @@ impl Store for DynamoStore {
                     KnockAdmission::Admitted(from_item::<TokenItem>(item)?.into())
                 }
                 LogHit::Refused(item) => {
-                    let record: TokenRecord = from_item::<TokenItem>(item.clone())?.into();
+                    let retry_after_seconds = refused_for(&item, now_us, limit);
+                    let record: TokenRecord = from_item::<TokenItem>(item)?.into();
                     if record.is_live(now_us) {
                         KnockAdmission::Limited {
-                            retry_after_seconds: refused_for(&item, now_us, limit),
+                            retry_after_seconds,
                         }
                     } else {
                         KnockAdmission::Unknown
@@ -980,10 +978,7 @@ impl DynamoStore {
         now_us: Micros,
         limit: Limit,
     ) -> Result<LogHit, PortError> {
-        let mut condition = format!(
-            "attribute_exists(pk) AND {}",
-            limits::log_has_room(limit.max)
-        );
+        let mut condition = limits::log_has_room(limit.max);
         if let Some(extra) = extra {
             condition = format!("{condition} AND {extra}");
         }
@@ -1009,9 +1004,7 @@ impl DynamoStore {
             },
         }
     }
-}
 
-impl DynamoStore {
     async fn release_claim(&self, device: &DeviceRecord) -> Result<(), PortError> {
         let result = self
             .client

@@ -41,12 +41,12 @@ pub fn log_push(max: u32) -> String {
     format!("SET {}", actions.join(", "))
 }
 
-/// The condition under which a log of `max` slots (`max >= 1`) has room for a
-/// hit: its oldest slot is empty or at or before `:cutoff`
-/// ([`Limit::log_cutoff`]).
+/// The condition under which the item exists and its log of `max` slots
+/// (`max >= 1`) has room for a hit: the oldest slot is empty or at or before
+/// `:cutoff` ([`Limit::log_cutoff`]).
 pub fn log_has_room(max: u32) -> String {
     let oldest = slot(max - 1);
-    format!("(attribute_not_exists({oldest}) OR {oldest} <= :cutoff)")
+    format!("attribute_exists(pk) AND (attribute_not_exists({oldest}) OR {oldest} <= :cutoff)")
 }
 
 /// The update expression that empties a log of `max` slots (`max >= 1`).
@@ -107,7 +107,7 @@ mod tests {
         assert_eq!(log_push(1), "SET h0 = :now");
         assert_eq!(
             log_has_room(3),
-            "(attribute_not_exists(h2) OR h2 <= :cutoff)"
+            "attribute_exists(pk) AND (attribute_not_exists(h2) OR h2 <= :cutoff)"
         );
         assert_eq!(log_clear(2), "REMOVE h0, h1");
     }

@@ -2,8 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
-use crate::metrics;
+use crate::error::{refuse_if_limited, ApiError};
 use crate::model::{AccountRecord, ApiKeyRecord};
 use crate::ports::{Admission, CreateAccountError, LimitKey};
 use crate::request::{ApiRequest, ApiResponse};
@@ -33,11 +32,6 @@ pub async fn authenticate(deps: &Deps, req: &ApiRequest) -> Result<ApiKeyRecord,
         .get_api_key(&secrets::sha256_hex(key))
         .await?
         .ok_or(ApiError::Unauthenticated("Invalid token."))
-}
-
-/// Records a refused request in the metrics (no identifiers).
-pub fn limit_hit(limit: &str) {
-    metrics::emit("api", &[("LimitHits", 1.0, "Count")], &[("Limit", limit)]);
 }
 
 /// Django's username rule: letters, digits and `@ . + - _`.
@@ -138,10 +132,7 @@ async fn login(
     if let Some(retry_after_seconds) =
         limit.blocked_by_log(&account.failed_logins, deps.clock.now_us())
     {
-        limit_hit("FailedLogins");
-        return Err(ApiError::RateLimited {
-            retry_after_seconds,
-        });
+        return Err(ApiError::rate_limited("FailedLogins", retry_after_seconds));
     }
     if !secrets::verify_password(password, &account.password_hash) {
         tracing::info!(account = %account.id, "login with wrong password");
@@ -174,27 +165,13 @@ async fn login(
     {
         Admission::Admitted => {}
         Admission::Missing => return Err(ApiError::InvalidCredentials),
-        limited @ Admission::Limited { .. } => refuse_if_limited(limited, "FailedLogins")?,
+        Admission::Limited {
+            retry_after_seconds,
+        } => return Err(ApiError::rate_limited("FailedLogins", retry_after_seconds)),
     }
     let mut body = account_json(&account.id, &account.username, &account.email);
     body["token"] = Value::String(key);
     Ok(ApiResponse::json(200, body))
-}
-
-/// Turns a refused hit into `429` (counted in the metrics); a missing item
-/// (deleted meanwhile) is the caller's business, so it passes.
-pub fn refuse_if_limited(admission: Admission, limit: &str) -> Result<(), ApiError> {
-    match admission {
-        Admission::Limited {
-            retry_after_seconds,
-        } => {
-            limit_hit(limit);
-            Err(ApiError::RateLimited {
-                retry_after_seconds,
-            })
-        }
-        Admission::Admitted | Admission::Missing => Ok(()),
-    }
 }
 
 /// `GET accounts/`: the caller's account.

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::ports::PortError;
+use crate::metrics;
+use crate::ports::{Admission, PortError};
 use crate::request::ApiResponse;
 
 /// Field name → messages, rendered as `{"<field>": ["<message>"]}`.
@@ -50,6 +51,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// `429` for a request the abuse limit `limit` refuses, counted in the
+    /// `LimitHits` metric (no identifiers).
+    pub fn rate_limited(limit: &str, retry_after_seconds: u64) -> ApiError {
+        metrics::emit("api", &[("LimitHits", 1.0, "Count")], &[("Limit", limit)]);
+        ApiError::RateLimited {
+            retry_after_seconds,
+        }
+    }
+
     /// A single field error.
     pub fn field(name: &str, message: impl Into<String>) -> Self {
         let mut errors = FieldErrors::new();
@@ -145,5 +155,16 @@ impl From<PortError> for ApiError {
             PortError::Unavailable(source) => ApiError::Unavailable(source),
             PortError::Internal(source) => ApiError::Internal(source),
         }
+    }
+}
+
+/// `429` if the hit was refused by the limit `limit`; a missing item (deleted
+/// meanwhile) is the caller's business, so it passes.
+pub fn refuse_if_limited(admission: Admission, limit: &str) -> Result<(), ApiError> {
+    match admission {
+        Admission::Limited {
+            retry_after_seconds,
+        } => Err(ApiError::rate_limited(limit, retry_after_seconds)),
+        Admission::Admitted | Admission::Missing => Ok(()),
     }
 }

@@ -2,7 +2,6 @@
 
 use serde_json::{json, Value};
 
-use crate::accounts::limit_hit;
 use crate::error::ApiError;
 use crate::metrics;
 use crate::model::{DeviceKind, DeviceRecord};
@@ -116,10 +115,10 @@ pub async fn deliver(
         KnockAdmission::Limited {
             retry_after_seconds,
         } => {
-            limit_hit("KnocksPerToken");
-            return Err(ApiError::RateLimited {
+            return Err(ApiError::rate_limited(
+                "KnocksPerToken",
                 retry_after_seconds,
-            });
+            ))
         }
     };
     let devices = deps.store.list_devices(&record.owner).await?;

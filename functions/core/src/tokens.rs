@@ -3,9 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::accounts::{authenticate, refuse_if_limited};
+use crate::accounts::authenticate;
 use crate::devices::clean_registration_id;
-use crate::error::ApiError;
+use crate::error::{refuse_if_limited, ApiError};
 use crate::model::{DeviceKind, DeviceRecord, TokenRecord};
 use crate::page::page;
 use crate::ports::{LimitKey, WriteConflict};

@@ -347,7 +347,7 @@ impl PushGateway for SimulatedSns {
 }
 
 /// The functions' own ports against a fresh table, with simulated publishing
-/// and no abuse limits.
+/// and the abuse limits out of reach (the knock still takes its counting path).
 async fn in_process_deps() -> Deps {
     let table = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let template =
