@@ -18,6 +18,10 @@ the code under test paid a fresh TCP connection (two per knock), which AWS's
 keep-alive endpoints never charge, and which inflated the local latency and
 CPU numbers of `make bench`.
 
+In front of that lock stands `fidelity.Fidelity`, which models what real
+DynamoDB and SNS do and moto does not: transaction conflicts (on by default),
+injected faults and index lag (switches; see that module).
+
 Usage: python emulator.py HOST PORT
 """
 
@@ -29,6 +33,8 @@ import threading
 import copy
 
 from waitress import serve
+
+from fidelity import Fidelity
 
 import moto.dynamodb.models as dynamodb_models
 
@@ -100,12 +106,15 @@ def main() -> None:
             # Consume the whole response inside the lock.
             return [b"".join(app(environ, start_response))]
 
+    app_with_fidelity = Fidelity(serialised)
+    print("AWS model: " + app_with_fidelity.describe(), file=sys.stderr, flush=True)
+
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     # Keep-alive connections stay open as long as a test run (the SDKs pool
     # them); requests still run one at a time, under the lock.
     serve(
-        serialised,
+        app_with_fidelity,
         host=host,
         port=port,
         threads=16,

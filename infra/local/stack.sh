@@ -8,6 +8,10 @@
 #   infra/local/stack.sh deploy-tools   install SAM CLI, AWS CLI, cargo-lambda
 #
 # Ports: PORT (router, default 3000), AWS_EMULATOR_PORT (moto, default 5000).
+# The emulator models DynamoDB's transaction conflicts (EMULATOR_CONFLICTS=0
+# turns that off); EMULATOR_FAULT_RATE injects throttling and internal errors,
+# EMULATOR_INDEX_LAG_MS delays what index queries see (`make test`: 300 ms).
+# See infra/local/fidelity.py.
 # Everything it installs goes into the project: .venv/ and target/.
 set -euo pipefail
 
@@ -113,6 +117,8 @@ case "$cmd" in
     ensure_emulator
     ensure_deploy_tools
     cargo build --workspace --all-targets
+    # DynamoDB's indexes trail the table; AWS says usually under a second.
+    export EMULATOR_INDEX_LAG_MS=${EMULATOR_INDEX_LAG_MS:-300}
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     start_emulator "$(free_port)"

@@ -374,8 +374,11 @@ pub async fn all_messages_for(token: &str) -> usize {
         .sum()
 }
 
+/// The tests' own AWS clients retry generously: with injected faults on
+/// (`EMULATOR_FAULT_RATE`), reading the emulator's state must not fail.
 async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(10))
         .load()
         .await
 }
@@ -424,6 +427,19 @@ pub async fn table_dump() -> Vec<String> {
     items
 }
 
+/// Waits until the emulator's modelled index lag (`EMULATOR_INDEX_LAG_MS`,
+/// which `make test` sets) has passed, so that what was just written shows in
+/// global secondary indexes, as an operator's later event would find it.
+pub async fn settle_index() {
+    let lag_ms: u64 = std::env::var("EMULATOR_INDEX_LAG_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if lag_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(lag_ms + 100)).await;
+    }
+}
+
 /// Waits out the last seconds of an hour so that a test using hour-long
 /// fixed-window limits (token and account creations) never straddles two of
 /// them. Sliding-log limits (knocks, logins) have no edges to avoid.
@@ -434,6 +450,74 @@ pub async fn away_from_window_edge() {
         .unwrap_or(0);
     if 3600 - now % 3600 < 20 {
         tokio::time::sleep(Duration::from_secs(3600 - now % 3600 + 1)).await;
+    }
+}
+
+/// An emulator of a test's own on a free port, with extra environment (the
+/// fidelity switches of `infra/local/fidelity.py`); stopped on drop.
+pub struct Emulator {
+    child: Option<Child>,
+    pub port: u16,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Emulator {
+    pub async fn start(extra_env: &[(&str, &str)]) -> Emulator {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let mut emulator = Emulator {
+            child: None,
+            port,
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        emulator.restart().await;
+        emulator
+    }
+
+    /// Starts it (again, empty) on the same port.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/local/emulator.py");
+        let mut cmd = Command::new(env("EMULATOR_PYTHON"));
+        cmd.args([script, "127.0.0.1", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("emulator"));
+        for _ in 0..100 {
+            if reqwest::get(format!("{}/moto-api/data.json", self.url()))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("emulator did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -295,50 +295,8 @@ async fn an_unreachable_aws_is_503_with_retry_after_everywhere() {
 
 #[tokio::test]
 async fn the_emulator_dying_mid_run_is_503_and_recovery_is_clean() {
-    let python = std::env::var("EMULATOR_PYTHON").expect("EMULATOR_PYTHON (set by make test)");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/local/emulator.py");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    // Stopped when dropped, so a failing assertion leaves no emulator behind.
-    struct Emulator(std::process::Child);
-    impl Emulator {
-        fn stop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    impl Drop for Emulator {
-        fn drop(&mut self) {
-            self.stop();
-        }
-    }
-    let spawn = || {
-        Emulator(
-            std::process::Command::new(&python)
-                .args([script, "127.0.0.1", &port.to_string()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("emulator"),
-        )
-    };
-    let wait_up = || async {
-        for _ in 0..100 {
-            if reqwest::get(format!("http://127.0.0.1:{port}/moto-api/data.json"))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("emulator did not start");
-    };
-    let mut emulator = spawn();
-    wait_up().await;
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut emulator = Emulator::start(&[]).await;
+    let endpoint = emulator.url();
     let router = Router::start(&[("AWS_ENDPOINT_URL", &endpoint)]).await;
     let api = &router.api;
     let a = api.signup().await;
@@ -359,8 +317,7 @@ async fn the_emulator_dying_mid_run_is_503_and_recovery_is_clean() {
     assert_eq!(r.status, 503, "{}", r.text);
 
     // A new, empty emulator on the same port (no table): still 503, never 500.
-    let mut emulator = spawn();
-    wait_up().await;
+    emulator.restart().await;
     let r = api.knock(&t, json!({})).await;
     assert_eq!(r.status, 503, "{}", r.text);
     assert_eq!(
@@ -601,6 +558,8 @@ async fn the_table_holds_only_what_the_service_needs() {
         "password_hash",
         "created_us",
         "account_id",
+        "key_hash",
+        "deleting",
         "owner",
         "kind",
         "registration_id",
@@ -679,16 +638,14 @@ async fn a_right_password_is_refused_once_wrong_guesses_filled_the_log() {
         username: a.username.clone(),
         email: String::new(),
     };
-    let added = store.add_login_key(&a.username, &record, now, limit).await;
+    let added = store.add_login_key(&record, now, limit).await;
     assert_eq!(added.unwrap(), full);
     // Nothing of the refused login was written: its key logs no one in.
     assert_eq!(api.get("accounts/", Some(&key)).await.status, 401);
 
     // A window later the same login goes through and forgives the failures.
     let later = now + 60_000_000;
-    let added = store
-        .add_login_key(&a.username, &record, later, limit)
-        .await;
+    let added = store.add_login_key(&record, later, limit).await;
     assert_eq!(added.unwrap(), Admission::Admitted);
     assert_eq!(api.get("accounts/", Some(&key)).await.status, 200);
     let account = store.get_account(&a.username).await.unwrap().unwrap();
@@ -699,8 +656,6 @@ async fn a_right_password_is_refused_once_wrong_guesses_filled_the_log() {
         .delete(&format!("accounts/{}/", a.username), Some(&a.key))
         .await;
     assert_eq!(r.status, 204);
-    let added = store
-        .add_login_key(&a.username, &record, later, limit)
-        .await;
+    let added = store.add_login_key(&record, later, limit).await;
     assert_eq!(added.unwrap(), Admission::Missing);
 }

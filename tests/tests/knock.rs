@@ -35,10 +35,13 @@ async fn only_endpoint(token: &str) -> Endpoint {
     e.remove(0)
 }
 
-#[tokio::test]
-async fn low_priority_json_knock_reaches_every_device_once() {
-    let api = Api::new();
-    let o = owner(&api).await;
+/// What an owner's phones received for one knock without `priority`: each
+/// APNs payload and the FCM message, after checking each device got exactly one.
+async fn pushes_of_a_knock_without_priority(
+    api: &Api,
+    expected_priority: &str,
+) -> (Vec<Value>, Value) {
+    let o = owner(api).await;
     let r = api
         .send(
             "POST",
@@ -50,17 +53,20 @@ async fn low_priority_json_knock_reaches_every_device_once() {
     assert_eq!(r.status, 202, "{}", r.text);
     assert_eq!(
         r.json,
-        json!({"token": o.token, "data": {"k": "v"}, "priority": "low"})
+        json!({"token": o.token, "data": {"k": "v"}, "priority": expected_priority})
     );
+    let message = json!({"token": o.token, "data": {"k": "v"}});
+    let mut apns = Vec::new();
     for t in &o.apns {
         let e = only_endpoint(t).await;
         assert_eq!(e.messages.len(), 1);
         let envelope: Value = serde_json::from_str(&e.messages[0]).unwrap();
         assert!(envelope["default"].is_string());
-        assert_eq!(
-            e.payload(0, "APNS_SANDBOX"),
-            json!({"aps": {"content-available": 1, "alert": {"message": {"token": o.token, "data": {"k": "v"}}}}})
-        );
+        let p = e.payload(0, "APNS_SANDBOX");
+        // Where the iOS SDK reads the token, and at the top level too.
+        assert_eq!(p["aps"]["alert"]["message"], message);
+        assert_eq!(p["message"], message);
+        apns.push(p);
     }
     let e = only_endpoint(&o.fcm).await;
     assert_eq!(e.messages.len(), 1);
@@ -70,6 +76,31 @@ async fn low_priority_json_knock_reaches_every_device_once() {
         inner,
         json!({"message": {"token": o.token, "data": "{\"k\":\"v\"}"}})
     );
+    (apns, gcm)
+}
+
+#[tokio::test]
+async fn a_knock_without_priority_wakes_every_device_once_as_high_by_default() {
+    let (apns, gcm) = pushes_of_a_knock_without_priority(&Api::new(), "high").await;
+    for p in apns {
+        assert_eq!(p["aps"]["alert"]["body"], "New Message!");
+        assert_eq!(p["aps"]["sound"], "default");
+        assert_eq!(p["aps"]["content-available"], 1);
+    }
+    assert_eq!(gcm["priority"], "high");
+}
+
+#[tokio::test]
+async fn an_operator_default_of_low_makes_such_knocks_background_pushes() {
+    let router = Router::start(&[("KNOCK_DEFAULT_PRIORITY", "low")]).await;
+    let (apns, gcm) = pushes_of_a_knock_without_priority(&router.api, "low").await;
+    for p in apns {
+        assert_eq!(
+            p["aps"],
+            json!({"content-available": 1, "alert": {"message": p["message"].clone()}})
+        );
+    }
+    assert_eq!(gcm["priority"], "normal");
 }
 
 #[tokio::test]
@@ -125,7 +156,8 @@ async fn android_form_knock_with_string_data() {
     assert_eq!(r.json["data"], "hello");
     let p = only_endpoint(&o.apns[0]).await.payload(0, "APNS_SANDBOX");
     assert_eq!(p["aps"]["alert"]["message"]["data"], "hello");
-    assert!(p["aps"].get("sound").is_none());
+    // The Android SDK sends no priority either: the default, an alert.
+    assert_eq!(p["aps"]["sound"], "default");
 }
 
 #[tokio::test]
@@ -153,6 +185,8 @@ async fn apns_priority_and_push_type_attributes() {
         api.knock(&o.token, json!({"priority": "low"})).await.status,
         202
     );
+    // No priority: the default, high.
+    assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
     http.post(format!("{base}/moto-api/recorder/stop-recording"))
         .send()
         .await
@@ -202,6 +236,7 @@ async fn apns_priority_and_push_type_attributes() {
     assert_eq!(
         found,
         vec![
+            (Some("alert".to_string()), Some("10".to_string())),
             (Some("alert".to_string()), Some("10".to_string())),
             (Some("background".to_string()), Some("5".to_string())),
         ],
@@ -351,7 +386,7 @@ async fn knock_validation() {
         .knock(&o.token, json!({"data": null, "priority": null}))
         .await;
     assert_eq!(r.status, 202);
-    assert_eq!(r.json["priority"], "low");
+    assert_eq!(r.json["priority"], "high", "null is the configured default");
     let r = api.send("GET", "messages/", None, Body::None).await;
     assert_eq!(r.status, 405);
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use push_core::payload::Priority;
 use push_core::ports::SystemClock;
 use push_core::{Deps, Limit, Settings, MAX_LOGGED_HITS};
 
@@ -35,7 +36,8 @@ impl AppConfig {
     /// `GCM_PLATFORM_APPLICATION_ARN`, `TOKEN_LIFETIME_SECONDS` (default 30
     /// days), the four limits (`KNOCK_LIMIT_*`, `LOGIN_FAILURE_*`,
     /// `TOKEN_CREATE_*`, `SIGNUP_*`; defaults in [`Settings::default`]),
-    /// `PUBSUB_JID` and `PUBLIC_BASE_URL`.
+    /// `KNOCK_DEFAULT_PRIORITY` (`high` or `low`, default `high`), `PUBSUB_JID`
+    /// and `PUBLIC_BASE_URL`.
     pub fn from_env() -> Result<Self, String> {
         let mut settings = Settings::default();
         if let Some(raw) = var("TOKEN_LIFETIME_SECONDS") {
@@ -70,6 +72,11 @@ impl AppConfig {
             "SIGNUP_WINDOW_SECONDS",
             u32::MAX,
         )?;
+        if let Some(raw) = var("KNOCK_DEFAULT_PRIORITY") {
+            settings.default_priority = Priority::parse(&raw).ok_or_else(|| {
+                format!("KNOCK_DEFAULT_PRIORITY must be \"high\" or \"low\", not {raw:?}")
+            })?;
+        }
         settings.pubsub_jid = var("PUBSUB_JID").unwrap_or_default();
         settings.public_base_url = var("PUBLIC_BASE_URL");
         Ok(AppConfig {

@@ -18,8 +18,8 @@ use push_core::model::{
     AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushTokenClaim, TokenRecord,
 };
 use push_core::ports::{
-    Admission, ClaimChange, CreateAccountError, DeviceWrite, KnockAdmission, LimitKey, PortError,
-    Store, WriteConflict,
+    Admission, ClaimChange, CreateAccountError, DeviceRemoval, DeviceWrite, KnockAdmission,
+    LimitKey, PortError, Store, WriteConflict,
 };
 use push_core::time::Micros;
 use push_core::Limit;
@@ -28,14 +28,14 @@ use serde::{Deserialize, Serialize};
 use crate::errors::port_error;
 use crate::{keys, limits};
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// Real DynamoDB rejects a `BatchWriteItem` of more than 25 requests.
 const BATCH_LIMIT: usize = 25;
 
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -47,6 +47,9 @@ struct AccountItem {
     email: String,
     password_hash: String,
     created_us: Micros,
+    /// Set when a deletion begins; nothing may be added to the account then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleting: bool,
     // The failed-login log (`h0`, `h1`, ...) is read and written only
     // through `limits`.
 }
@@ -62,11 +65,18 @@ struct EmailItem {
 struct KeyItem {
     pk: String,
     sk: String,
-    gsi1pk: String,
-    gsi1sk: String,
     account_id: String,
     username: String,
     email: String,
+}
+
+/// The account's copy of an API key: how deletion finds every key with one
+/// strongly consistent query.
+#[derive(Serialize, Deserialize)]
+struct OwnedKeyItem {
+    pk: String,
+    sk: String,
+    key_hash: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -96,12 +106,29 @@ struct ClaimItem {
     device_id: String,
 }
 
+/// A whitelist token as the knock finds it by its value.
 #[derive(Serialize, Deserialize)]
 struct TokenItem {
     pk: String,
     sk: String,
-    gsi1pk: String,
-    gsi1sk: String,
+    token: String,
+    owner: String,
+    device_id: String,
+    kind: DeviceKind,
+    created_us: Micros,
+    expires_us: Micros,
+    /// TTL: DynamoDB removes the item some time after this (epoch seconds).
+    expires_at: i64,
+    // The knock log (`h0`, `h1`, ...) is read and written only through
+    // `limits`.
+}
+
+/// The owner's copy of a whitelist token, with its name: what listing,
+/// retrieval and renaming read and write, in the owner's partition.
+#[derive(Serialize, Deserialize)]
+struct OwnedTokenItem {
+    pk: String,
+    sk: String,
     token: String,
     owner: String,
     device_id: String,
@@ -110,10 +137,21 @@ struct TokenItem {
     name: Option<String>,
     created_us: Micros,
     expires_us: Micros,
-    /// TTL: DynamoDB removes the item some time after this (epoch seconds).
     expires_at: i64,
-    // The knock log (`h0`, `h1`, ...) is read and written only through
-    // `limits`.
+}
+
+impl From<OwnedTokenItem> for TokenRecord {
+    fn from(i: OwnedTokenItem) -> Self {
+        TokenRecord {
+            token: i.token,
+            owner: i.owner,
+            device_id: i.device_id,
+            kind: i.kind,
+            name: i.name,
+            created_us: i.created_us,
+            expires_us: i.expires_us,
+        }
+    }
 }
 
 impl From<DeviceItem> for DeviceRecord {
@@ -160,18 +198,18 @@ impl From<TokenItem> for TokenRecord {
             owner: i.owner,
             device_id: i.device_id,
             kind: i.kind,
-            name: i.name,
+            name: None,
             created_us: i.created_us,
             expires_us: i.expires_us,
         }
     }
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn key((pk, sk): (String, String)) -> Item {
+pub(crate) fn key((pk, sk): (String, String)) -> Item {
     HashMap::from([(keys::PK.to_string(), s(pk)), (keys::SK.to_string(), s(sk))])
 }
 
@@ -201,7 +239,7 @@ fn cancellation_codes<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<V
     }
 }
 
-fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+pub(crate) fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
     err: &SdkError<E, R>,
 ) -> bool {
     err.as_service_error()
@@ -265,26 +303,17 @@ impl DynamoStore {
 
     /// All items of a base-table partition whose sort key starts with `prefix`
     /// (`""`: all of them).
-    async fn query_partition(&self, pk: String, prefix: &str) -> Result<Vec<Item>, PortError> {
+    pub(crate) async fn query_partition(
+        &self,
+        pk: String,
+        prefix: &str,
+    ) -> Result<Vec<Item>, PortError> {
         let query = self
             .client
             .query()
             .table_name(&self.table)
             .consistent_read(true);
         self.collect(key_condition(query, (keys::PK, keys::SK), pk, prefix))
-            .await
-    }
-
-    /// All `gsi1` items of an account whose `gsi1sk` starts with `prefix`
-    /// (`""`: all of them).
-    async fn query_owned(&self, owner: &str, prefix: &str) -> Result<Vec<Item>, PortError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1);
-        let attributes = (keys::GSI1PK, keys::GSI1SK);
-        self.collect(key_condition(query, attributes, keys::owner(owner), prefix))
             .await
     }
 
@@ -307,7 +336,7 @@ impl DynamoStore {
     }
 
     /// Deletes items by key, 25 at a time, retrying what DynamoDB left unprocessed.
-    async fn delete_all(&self, item_keys: Vec<Item>) -> Result<(), PortError> {
+    pub(crate) async fn delete_all(&self, item_keys: Vec<Item>) -> Result<(), PortError> {
         for chunk in item_keys.chunks(BATCH_LIMIT) {
             let mut requests = chunk
                 .iter()
@@ -347,7 +376,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    fn item_key(item: &Item) -> Item {
+    pub(crate) fn item_key(item: &Item) -> Item {
         item.iter()
             .filter(|(name, _)| *name == keys::PK || *name == keys::SK)
             .map(|(n, v)| (n.clone(), v.clone()))
@@ -383,6 +412,7 @@ impl Store for DynamoStore {
             password_hash: a.password_hash,
             created_us: a.created_us,
             failed_logins,
+            deleting: a.deleting,
         }))
     }
 
@@ -401,6 +431,7 @@ impl Store for DynamoStore {
                 email: account.email.clone(),
                 password_hash: account.password_hash.clone(),
                 created_us: account.created_us,
+                deleting: false,
             })?,
             Some("attribute_not_exists(pk)"),
             vec![],
@@ -417,7 +448,7 @@ impl Store for DynamoStore {
                 vec![],
             )?);
         }
-        items.push(self.put(to_item(&key_item(api_key))?, None, vec![])?);
+        items.extend(self.key_puts(api_key)?);
         match self.transact(items).await {
             Ok(()) => Ok(()),
             Err(err) => match cancellation_codes(&err) {
@@ -454,22 +485,25 @@ impl Store for DynamoStore {
 
     async fn add_login_key(
         &self,
-        username: &str,
         api_key: &ApiKeyRecord,
         now_us: Micros,
         limit: Limit,
     ) -> Result<Admission, PortError> {
-        let account = key(keys::account(username));
-        let clear = if limit.max > 0 {
+        let account = key(keys::account(&api_key.username));
+        // The account must still be the one whose password was checked, and
+        // not being deleted (a key added then would outlive it).
+        let alive = "attribute_exists(pk) AND id = :id AND attribute_not_exists(deleting)";
+        let account_slot = if limit.max > 0 {
             let update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(account.clone()))
                 .update_expression(limits::log_clear(limit.max))
-                .condition_expression(limits::log_has_room(limit.max))
+                .condition_expression(format!("{} AND {alive}", limits::log_has_room(limit.max)))
                 .expression_attribute_values(
                     ":cutoff",
                     AttributeValue::N(limit.log_cutoff(now_us).to_string()),
-                );
+                )
+                .expression_attribute_values(":id", s(&api_key.account_id));
             TransactWriteItem::builder()
                 .update(update.build().map_err(build_err)?)
                 .build()
@@ -477,24 +511,29 @@ impl Store for DynamoStore {
             let check = ConditionCheck::builder()
                 .table_name(&self.table)
                 .set_key(Some(account.clone()))
-                .condition_expression("attribute_exists(pk)")
+                .condition_expression(alive)
+                .expression_attribute_values(":id", s(&api_key.account_id))
                 .build()
                 .map_err(build_err)?;
             TransactWriteItem::builder().condition_check(check).build()
         };
-        let items = vec![self.put(to_item(&key_item(api_key))?, None, vec![])?, clear];
+        let mut items = self.key_puts(api_key)?;
+        let account_index = items.len();
+        items.push(account_slot);
         match self.transact(items).await {
             Ok(()) => Ok(Admission::Admitted),
             Err(err)
-                if cancellation_codes(&err)
-                    .is_some_and(|c| c.get(1).is_some_and(|c| c == "ConditionalCheckFailed")) =>
+                if cancellation_codes(&err).is_some_and(|c| {
+                    c.get(account_index)
+                        .is_some_and(|c| c == "ConditionalCheckFailed")
+                }) =>
             {
                 // Locked meanwhile, or deleted: the account as it is now tells.
                 Ok(match self.get(account).await? {
-                    Some(item) => Admission::Limited {
+                    Some(item) if alive_account(&item, &api_key.account_id) => Admission::Limited {
                         retry_after_seconds: refused_for(&item, now_us, limit),
                     },
-                    None => Admission::Missing,
+                    _ => Admission::Missing,
                 })
             }
             Err(err) => Err(port_error("TransactWriteItems", err)),
@@ -514,36 +553,21 @@ impl Store for DynamoStore {
         }))
     }
 
-    async fn delete_account(
+    async fn begin_account_deletion(
+        &self,
+        account_id: &str,
+        username: &str,
+    ) -> Result<bool, PortError> {
+        self.mark_account_deleting(account_id, username).await
+    }
+
+    async fn finish_account_deletion(
         &self,
         account_id: &str,
         username: &str,
         email: &str,
     ) -> Result<(), PortError> {
-        // Devices (and the claims on their push tokens) and the rest of the
-        // account's partition (limit counters), tokens, the email and
-        // username claims; API keys last, so a failed attempt can be retried.
-        let partition = self.query_partition(keys::owner(account_id), "").await?;
-        for item in &partition {
-            if matches!(item.get(keys::SK), Some(AttributeValue::S(sk)) if sk.starts_with(keys::DEVICE_PREFIX))
-            {
-                let device: DeviceRecord = from_item::<DeviceItem>(item.clone())?.into();
-                self.release_claim(&device).await?;
-            }
-        }
-        let owned = self.query_owned(account_id, "").await?;
-        let (api_keys, others): (Vec<Item>, Vec<Item>) = owned.into_iter().partition(
-            |item| matches!(item.get(keys::SK), Some(AttributeValue::S(sk)) if sk == "KEY"),
-        );
-        let mut doomed: Vec<Item> = partition.iter().map(Self::item_key).collect();
-        doomed.extend(others.iter().map(Self::item_key));
-        if !email.is_empty() {
-            doomed.push(key(keys::email(email)));
-        }
-        doomed.push(key(keys::account(username)));
-        self.delete_all(doomed).await?;
-        self.delete_all(api_keys.iter().map(Self::item_key).collect())
-            .await
+        self.remove_account_items(account_id, username, email).await
     }
 
     async fn list_devices(&self, owner: &str) -> Result<Vec<DeviceRecord>, PortError> {
@@ -586,11 +610,25 @@ impl Store for DynamoStore {
         } else {
             "attribute_exists(pk)"
         };
-        let mut items = vec![self.put(
-            to_item(&DeviceItem::from(device))?,
-            Some(device_condition),
-            vec![],
-        )?];
+        let account = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::account(&write.owner_username))))
+            .condition_expression("id = :owner AND attribute_not_exists(deleting)")
+            .expression_attribute_values(":owner", s(&device.owner))
+            .build()
+            .map_err(build_err)?;
+        // Slot 1 is the owner's account: refused there, the account is gone.
+        const ACCOUNT_SLOT: usize = 1;
+        let mut items = vec![
+            self.put(
+                to_item(&DeviceItem::from(device))?,
+                Some(device_condition),
+                vec![],
+            )?,
+            TransactWriteItem::builder()
+                .condition_check(account)
+                .build(),
+        ];
         let (pk, sk) = keys::claim(device.kind, &device.registration_id);
         let claim = to_item(&ClaimItem {
             pk,
@@ -625,19 +663,27 @@ impl Store for DynamoStore {
         }
         match self.transact(items).await {
             Ok(()) => Ok(()),
-            Err(err)
-                if cancellation_codes(&err).is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict")
-                }) =>
-            {
-                Err(WriteConflict::Conflict)
-            }
-            Err(err) => Err(port_error("TransactWriteItems", err).into()),
+            Err(err) => match cancellation_codes(&err) {
+                Some(codes)
+                    if codes
+                        .get(ACCOUNT_SLOT)
+                        .is_some_and(|c| c == "ConditionalCheckFailed") =>
+                {
+                    Err(WriteConflict::AccountGone)
+                }
+                Some(codes)
+                    if codes
+                        .iter()
+                        .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict") =>
+                {
+                    Err(WriteConflict::Conflict)
+                }
+                _ => Err(port_error("TransactWriteItems", err).into()),
+            },
         }
     }
 
-    async fn delete_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
+    async fn delete_device(&self, device: &DeviceRecord) -> Result<DeviceRemoval, PortError> {
         let items = vec![
             self.delete(
                 key(keys::device(&device.owner, &device.id)),
@@ -651,12 +697,15 @@ impl Store for DynamoStore {
             )?,
         ];
         match self.transact(items).await {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(DeviceRemoval::Removed {
+                endpoint_is_ours: true,
+            }),
             Err(err) => match cancellation_codes(&err) {
                 Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
-                    Ok(false)
+                    Ok(DeviceRemoval::Gone)
                 }
-                // The claim already belongs to another device: ours goes alone.
+                // The claim already belongs to another device, and with it the
+                // endpoint (one per push token): ours goes alone.
                 Some(codes) if codes.get(1).is_some_and(|c| c == "ConditionalCheckFailed") => self
                     .client
                     .delete_item()
@@ -665,7 +714,12 @@ impl Store for DynamoStore {
                     .return_values(ReturnValue::AllOld)
                     .send()
                     .await
-                    .map(|out| out.attributes.is_some())
+                    .map(|out| match out.attributes {
+                        Some(_) => DeviceRemoval::Removed {
+                            endpoint_is_ours: false,
+                        },
+                        None => DeviceRemoval::Gone,
+                    })
                     .map_err(|e| port_error("DeleteItem", e)),
                 _ => Err(port_error("TransactWriteItems", err)),
             },
@@ -730,12 +784,23 @@ impl Store for DynamoStore {
     }
 
     async fn create_token(&self, token: &TokenRecord) -> Result<(), WriteConflict> {
+        let expires_at = token.expires_us.div_euclid(1_000_000) + 1;
         let (pk, sk) = keys::token(&token.token);
-        let item = TokenItem {
+        let lookup = TokenItem {
             pk,
             sk,
-            gsi1pk: keys::owner(&token.owner),
-            gsi1sk: format!("{}{}", keys::TOKEN_PREFIX, token.token),
+            token: token.token.clone(),
+            owner: token.owner.clone(),
+            device_id: token.device_id.clone(),
+            kind: token.kind,
+            created_us: token.created_us,
+            expires_us: token.expires_us,
+            expires_at,
+        };
+        let (pk, sk) = keys::owned_token(&token.owner, &token.token);
+        let owned = OwnedTokenItem {
+            pk,
+            sk,
             token: token.token.clone(),
             owner: token.owner.clone(),
             device_id: token.device_id.clone(),
@@ -743,16 +808,21 @@ impl Store for DynamoStore {
             name: token.name.clone(),
             created_us: token.created_us,
             expires_us: token.expires_us,
-            expires_at: token.expires_us.div_euclid(1_000_000) + 1,
+            expires_at,
         };
+        // The device must exist when the token is stored: a device deletion
+        // (and so an account deletion) that lists tokens after deleting the
+        // device finds every token ever issued for it.
         let check = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(key(keys::device(&token.owner, &token.device_id))))
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(build_err)?;
+        let new = Some("attribute_not_exists(pk)");
         let items = vec![
-            self.put(to_item(&item)?, Some("attribute_not_exists(pk)"), vec![])?,
+            self.put(to_item(&lookup)?, new, vec![])?,
+            self.put(to_item(&owned)?, new, vec![])?,
             TransactWriteItem::builder().condition_check(check).build(),
         ];
         match self.transact(items).await {
@@ -764,6 +834,17 @@ impl Store for DynamoStore {
                 Err(WriteConflict::Conflict)
             }
             Err(err) => Err(port_error("TransactWriteItems", err).into()),
+        }
+    }
+
+    async fn get_own_token(
+        &self,
+        owner: &str,
+        token: &str,
+    ) -> Result<Option<TokenRecord>, PortError> {
+        match self.get(key(keys::owned_token(owner, token))).await? {
+            Some(item) => Ok(Some(from_item::<OwnedTokenItem>(item)?.into())),
+            None => Ok(None),
         }
     }
 
@@ -853,10 +934,10 @@ impl Store for DynamoStore {
     }
 
     async fn list_tokens(&self, owner: &str) -> Result<Vec<TokenRecord>, PortError> {
-        self.query_owned(owner, keys::TOKEN_PREFIX)
+        self.query_partition(keys::owner(owner), keys::TOKEN_PREFIX)
             .await?
             .into_iter()
-            .map(|item| from_item::<TokenItem>(item).map(TokenRecord::from))
+            .map(|item| from_item::<OwnedTokenItem>(item).map(TokenRecord::from))
             .collect()
     }
 
@@ -871,11 +952,9 @@ impl Store for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(keys::token(token))))
-            .condition_expression("attribute_exists(pk) AND #owner = :owner AND expires_us > :now")
-            .expression_attribute_names("#owner", "owner")
+            .set_key(Some(key(keys::owned_token(owner, token))))
+            .condition_expression("attribute_exists(pk) AND expires_us > :now")
             .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":now", AttributeValue::N(now_us.to_string()))
             .return_values(ReturnValue::AllNew);
         update = match name {
@@ -886,7 +965,7 @@ impl Store for DynamoStore {
         };
         match update.send().await {
             Ok(out) => match out.attributes {
-                Some(item) => Ok(Some(from_item::<TokenItem>(item)?.into())),
+                Some(item) => Ok(Some(from_item::<OwnedTokenItem>(item)?.into())),
                 None => Ok(None),
             },
             Err(e) if conditional_failed(&e) => Ok(None),
@@ -900,34 +979,51 @@ impl Store for DynamoStore {
         token: &str,
         now_us: Micros,
     ) -> Result<bool, PortError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::token(token))))
-            .condition_expression("attribute_exists(pk) AND #owner = :owner AND expires_us > :now")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":now", AttributeValue::N(now_us.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(port_error("DeleteItem", e)),
+        let items = vec![
+            self.delete(
+                key(keys::owned_token(owner, token)),
+                Some("attribute_exists(pk) AND expires_us > :now"),
+                vec![(":now", AttributeValue::N(now_us.to_string()))],
+            )?,
+            // The owner's copy proves the token is theirs.
+            self.delete(key(keys::token(token)), None, vec![])?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(err)
+                if cancellation_codes(&err)
+                    .is_some_and(|c| c.iter().any(|c| c == "ConditionalCheckFailed")) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(port_error("TransactWriteItems", err)),
         }
     }
 
     async fn delete_device_tokens(&self, owner: &str, device_id: &str) -> Result<(), PortError> {
-        let doomed = self
-            .query_owned(owner, keys::TOKEN_PREFIX)
+        let owned = self
+            .query_partition(keys::owner(owner), keys::TOKEN_PREFIX)
             .await?
             .into_iter()
             .filter(|item| matches!(item.get("device_id"), Some(AttributeValue::S(d)) if d == device_id))
-            .map(|item| Self::item_key(&item))
-            .collect();
-        self.delete_all(doomed).await
+            .collect::<Vec<_>>();
+        self.delete_all(token_keys(&owned)).await
     }
+}
+
+/// The keys of both items of each owned token in `owned` (its copy in the
+/// owner's partition and the knock's lookup item).
+pub(crate) fn token_keys(owned: &[Item]) -> Vec<Item> {
+    owned
+        .iter()
+        .flat_map(|item| {
+            let lookup = match item.get("token") {
+                Some(AttributeValue::S(t)) => Some(key(keys::token(t))),
+                _ => None,
+            };
+            std::iter::once(DynamoStore::item_key(item)).chain(lookup)
+        })
+        .collect()
 }
 
 /// A query's key condition: partition `pk`, sort keys starting with `prefix`
@@ -1004,34 +1100,35 @@ impl DynamoStore {
             },
         }
     }
-
-    async fn release_claim(&self, device: &DeviceRecord) -> Result<(), PortError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::claim(device.kind, &device.registration_id))))
-            .condition_expression("device_id = :me")
-            .expression_attribute_values(":me", s(&device.id))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if conditional_failed(&e) => Ok(()),
-            Err(e) => Err(port_error("DeleteItem", e)),
-        }
-    }
 }
 
-fn key_item(k: &ApiKeyRecord) -> KeyItem {
-    let (pk, sk) = keys::api_key(&k.key_hash);
-    KeyItem {
-        pk,
-        sk,
-        gsi1pk: keys::owner(&k.account_id),
-        gsi1sk: format!("{}{}", keys::KEY_PREFIX, k.key_hash),
-        account_id: k.account_id.clone(),
-        username: k.username.clone(),
-        email: k.email.clone(),
+/// Whether an account item is the account `account_id`, and not being deleted.
+fn alive_account(item: &Item, account_id: &str) -> bool {
+    matches!(item.get("id"), Some(AttributeValue::S(id)) if id == account_id)
+        && !item.contains_key("deleting")
+}
+
+impl DynamoStore {
+    /// The two puts that store an API key: the item a request's key is
+    /// looked up by, and the account's copy of it.
+    fn key_puts(&self, k: &ApiKeyRecord) -> Result<Vec<TransactWriteItem>, PortError> {
+        let (pk, sk) = keys::api_key(&k.key_hash);
+        let lookup = KeyItem {
+            pk,
+            sk,
+            account_id: k.account_id.clone(),
+            username: k.username.clone(),
+            email: k.email.clone(),
+        };
+        let (pk, sk) = keys::owned_api_key(&k.account_id, &k.key_hash);
+        let owned = OwnedKeyItem {
+            pk,
+            sk,
+            key_hash: k.key_hash.clone(),
+        };
+        Ok(vec![
+            self.put(to_item(&lookup)?, None, vec![])?,
+            self.put(to_item(&owned)?, None, vec![])?,
+        ])
     }
 }

@@ -36,6 +36,20 @@ pub fn is_transient<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     }
 }
 
+/// Whether an SDK error is DynamoDB's answer to two requests meeting on one
+/// item: a single write refused while a transaction holds the item, or a
+/// transaction cancelled for a conflict (and for no failed condition, which
+/// the caller decodes itself).
+pub fn is_conflict<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    match err.code() {
+        Some("TransactionConflictException") => true,
+        Some("TransactionCanceledException") => err.message().is_some_and(|m| {
+            m.contains("TransactionConflict") && !m.contains("ConditionalCheckFailed")
+        }),
+        _ => false,
+    }
+}
+
 /// Classifies an SDK error; the text kept is the error's code and message only.
 pub fn port_error<E, R>(operation: &str, err: SdkError<E, R>) -> PortError
 where
@@ -52,7 +66,9 @@ where
             _ => "",
         }),
     );
-    if is_transient(&err) {
+    if is_conflict(&err) {
+        PortError::Conflict(detail)
+    } else if is_transient(&err) {
         PortError::Unavailable(detail)
     } else {
         PortError::Internal(detail)

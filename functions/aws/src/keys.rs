@@ -4,10 +4,12 @@
 //! |-----------------|----------------------------|-----------------|--------------------------|
 //! | account         | `USER#<username>`          | `ACCOUNT`       |                          |
 //! | email claim     | `EMAIL#<lower-case email>` | `EMAIL`         |                          |
-//! | API key         | `KEY#<sha256(key)>`        | `KEY`           | `ACCT#<id>` / `KEY#…`    |
+//! | API key         | `KEY#<sha256(key)>`        | `KEY`           |                          |
+//! | the account's copy of an API key | `ACCT#<account id>` | `KEY#<sha256(key)>` |      |
 //! | device          | `ACCT#<account id>`        | `DEVICE#<id>`   | `ENDPOINT#<sha256(arn)>` / `DEVICE#<id>` |
 //! | push-token claim| `PUSH#<kind>#<sha256(tok)>`| `PUSH`          |                          |
-//! | whitelist token | `TOKEN#<token>`            | `TOKEN`         | `ACCT#<id>` / `TOKEN#…`  |
+//! | whitelist token (the knock's) | `TOKEN#<token>` | `TOKEN`      |                          |
+//! | whitelist token (the owner's) | `ACCT#<account id>` | `TOKEN#<token>` |                   |
 //! | token creations in a window | `ACCT#<account id>` | `LIMIT#TOKENS#<window>` |            |
 //! | sign-ups in a window | `LIMIT#SIGNUPS`       | `LIMIT#<window>` |                         |
 //!
@@ -15,8 +17,12 @@
 //! knocks (`h0`, `h1`, ...); counter items carry `hits` and expire by TTL
 //! (see `limits`).
 //!
-//! An account's devices share its partition (one strongly consistent `Query`
-//! on the knock path); its API keys and tokens are found through `gsi1`.
+//! Everything an account owns has an item in the account's partition, so one
+//! strongly consistent `Query` finds all of it right after it was written:
+//! its devices (the knock's fan-out), its tokens (listing, device deletion)
+//! and its API keys (account deletion). `gsi1`, which DynamoDB updates a
+//! moment late, serves only the feedback function, which may read it late:
+//! it finds a device by its SNS endpoint.
 
 use push_core::model::DeviceKind;
 use push_core::secrets::sha256_hex;
@@ -82,4 +88,14 @@ pub fn token_counter(account_id: &str, window: i64) -> (String, String) {
 
 pub fn token(token: &str) -> (String, String) {
     (format!("{TOKEN_PREFIX}{token}"), "TOKEN".into())
+}
+
+/// The owner's copy of a whitelist token, in the account's partition.
+pub fn owned_token(account_id: &str, token: &str) -> (String, String) {
+    (owner(account_id), format!("{TOKEN_PREFIX}{token}"))
+}
+
+/// The account's copy of one of its API keys, in the account's partition.
+pub fn owned_api_key(account_id: &str, key_hash: &str) -> (String, String) {
+    (owner(account_id), format!("{KEY_PREFIX}{key_hash}"))
 }

@@ -47,6 +47,12 @@ pub fn api_request(req: &Request) -> Option<ApiRequest> {
         origin: format!("{scheme}://{host}"),
         path,
         body: bytes::Bytes::copy_from_slice(req.body().as_ref()),
+        // The invocation's deadline (epoch milliseconds), so that retries stop
+        // in time to answer before the function's own timeout.
+        deadline_us: req
+            .lambda_context_ref()
+            .and_then(|c| i64::try_from(c.deadline).ok())
+            .map(|ms| ms.saturating_mul(1_000)),
     })
 }
 

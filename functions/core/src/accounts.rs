@@ -2,10 +2,12 @@
 
 use serde_json::{json, Value};
 
+use crate::devices::remove_device;
 use crate::error::{refuse_if_limited, ApiError};
 use crate::model::{AccountRecord, ApiKeyRecord};
 use crate::ports::{Admission, CreateAccountError, LimitKey};
 use crate::request::{ApiRequest, ApiResponse};
+use crate::retry::{deadline_of, retry_conflicts, Backoff};
 use crate::{secrets, Deps};
 
 /// Resolves `Authorization: Token <key>` to its holder with one store read.
@@ -72,11 +74,50 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
         return Err(ApiError::Internal("validated fields missing".into()));
     };
 
-    // Two attempts: a lost race against a concurrent sign-up becomes a login.
-    for _ in 0..2 {
-        if let Some(account) = deps.store.get_account(&username).await? {
-            return login(deps, &account, &password).await;
+    // Attempts until one settles: a sign-up that loses the race for its
+    // username becomes a login; a write that meets a concurrent one is
+    // retried from its reads. The password is hashed, checked and the
+    // sign-up counted once, whatever the number of attempts.
+    let mut backoff = Backoff::for_request(deps, req);
+    let mut state = Attempts::default();
+    loop {
+        match signup_or_login(deps, &username, &password, &email, &mut state).await {
+            Err(ApiError::Conflict(what)) => backoff.after_conflict(what).await?,
+            other => return other,
         }
+    }
+}
+
+/// What earlier attempts of one `POST accounts/` already did.
+#[derive(Default)]
+struct Attempts {
+    signup_counted: bool,
+    password_hash: Option<String>,
+    /// The account whose password was checked, and whether it matched.
+    checked: Option<(String, bool)>,
+}
+
+async fn signup_or_login(
+    deps: &Deps,
+    username: &str,
+    password: &str,
+    email: &str,
+    state: &mut Attempts,
+) -> Result<ApiResponse, ApiError> {
+    if let Some(account) = deps.store.get_account(username).await? {
+        if account.deleting {
+            // A deletion cut short after its API keys: finish it, then the
+            // username is free again.
+            deps.store
+                .finish_account_deletion(&account.id, &account.username, &account.email)
+                .await?;
+            return Err(ApiError::Conflict(
+                "finished an interrupted deletion".into(),
+            ));
+        }
+        return login(deps, &account, password, state).await;
+    }
+    if !state.signup_counted {
         let admission = deps
             .store
             .count_hit(
@@ -86,44 +127,53 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
             )
             .await?;
         refuse_if_limited(admission, "Signups")?;
-        let password_hash = secrets::hash_password(&password)
-            .map_err(|e| ApiError::Internal(format!("password hashing failed: {e}")))?;
-        let account = AccountRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            username: username.clone(),
-            email: email.clone(),
-            password_hash,
-            created_us: deps.clock.now_us(),
-            failed_logins: Vec::new(),
-        };
-        let key = secrets::new_api_key();
-        let key_record = ApiKeyRecord {
-            key_hash: secrets::sha256_hex(&key),
-            account_id: account.id.clone(),
-            username: account.username.clone(),
-            email: account.email.clone(),
-        };
-        match deps.store.create_account(&account, &key_record).await {
-            Ok(()) => {
-                tracing::info!(account = %account.id, "account created");
-                let mut body = account_json(&account.id, &account.username, &account.email);
-                body["token"] = Value::String(key);
-                return Ok(ApiResponse::json(201, body));
-            }
-            Err(CreateAccountError::UsernameTaken) => continue,
-            Err(CreateAccountError::EmailTaken) => return Err(ApiError::EmailTaken),
-            Err(CreateAccountError::Port(e)) => return Err(e.into()),
-        }
+        state.signup_counted = true;
     }
-    Err(ApiError::Unavailable(
-        "account creation kept conflicting".into(),
-    ))
+    let password_hash = match &state.password_hash {
+        Some(hash) => hash.clone(),
+        None => {
+            let hash = secrets::hash_password(password)
+                .map_err(|e| ApiError::Internal(format!("password hashing failed: {e}")))?;
+            state.password_hash = Some(hash.clone());
+            hash
+        }
+    };
+    let account = AccountRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: username.to_string(),
+        email: email.to_string(),
+        password_hash,
+        created_us: deps.clock.now_us(),
+        failed_logins: Vec::new(),
+        deleting: false,
+    };
+    let key = secrets::new_api_key();
+    let key_record = ApiKeyRecord {
+        key_hash: secrets::sha256_hex(&key),
+        account_id: account.id.clone(),
+        username: account.username.clone(),
+        email: account.email.clone(),
+    };
+    match deps.store.create_account(&account, &key_record).await {
+        Ok(()) => {
+            tracing::info!(account = %account.id, "account created");
+            let mut body = account_json(&account.id, &account.username, &account.email);
+            body["token"] = Value::String(key);
+            Ok(ApiResponse::json(201, body))
+        }
+        Err(CreateAccountError::UsernameTaken) => {
+            Err(ApiError::Conflict("username taken meanwhile".into()))
+        }
+        Err(CreateAccountError::EmailTaken) => Err(ApiError::EmailTaken),
+        Err(CreateAccountError::Port(e)) => Err(e.into()),
+    }
 }
 
 async fn login(
     deps: &Deps,
     account: &AccountRecord,
     password: &str,
+    state: &mut Attempts,
 ) -> Result<ApiResponse, ApiError> {
     let limit = deps.settings.login_limit;
     // Too many failures: the username is locked until the oldest of them
@@ -134,7 +184,15 @@ async fn login(
     {
         return Err(ApiError::rate_limited("FailedLogins", retry_after_seconds));
     }
-    if !secrets::verify_password(password, &account.password_hash) {
+    let matches = match &state.checked {
+        Some((id, matches)) if *id == account.id => *matches,
+        _ => {
+            let matches = secrets::verify_password(password, &account.password_hash);
+            state.checked = Some((account.id.clone(), matches));
+            matches
+        }
+    };
+    if !matches {
         tracing::info!(account = %account.id, "login with wrong password");
         // Logged on condition that the log still has room: of concurrent
         // guesses that all read an open log, no more than the limit's worth
@@ -160,11 +218,12 @@ async fn login(
     // username meanwhile is refused like any other login.
     match deps
         .store
-        .add_login_key(&account.username, &record, deps.clock.now_us(), limit)
+        .add_login_key(&record, deps.clock.now_us(), limit)
         .await?
     {
         Admission::Admitted => {}
-        Admission::Missing => return Err(ApiError::InvalidCredentials),
+        // Deleted (or being deleted) meanwhile: start over from the username.
+        Admission::Missing => return Err(ApiError::Conflict("account changed".into())),
         Admission::Limited {
             retry_after_seconds,
         } => return Err(ApiError::rate_limited("FailedLogins", retry_after_seconds)),
@@ -210,25 +269,37 @@ pub async fn get_named(
     Ok(account_response(&own_account(deps, req, username).await?))
 }
 
-/// `DELETE accounts/<username>/`: the account and everything it owns.
+/// `DELETE accounts/<username>/`: the account and everything it owns (the
+/// order that makes this hold under races: `push_aws::deletion`).
 pub async fn delete_named(
     deps: &Deps,
     req: &ApiRequest,
     username: &str,
 ) -> Result<ApiResponse, ApiError> {
     let caller = own_account(deps, req, username).await?;
-    // Endpoints first: if anything later fails, a retry finds the records and
-    // finishes; deleting an endpoint twice is harmless.
-    let devices = deps.store.list_devices(&caller.account_id).await?;
-    let deletions = devices
-        .iter()
-        .map(|d| deps.push.delete_endpoint(&d.endpoint_arn));
-    for result in futures_util::future::join_all(deletions).await {
+    retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
+        delete_account(deps, &caller)
+    })
+    .await?;
+    Ok(ApiResponse::no_content())
+}
+
+async fn delete_account(deps: &Deps, caller: &ApiKeyRecord) -> Result<(), ApiError> {
+    let store = &deps.store;
+    // From the mark on, nothing can be added to the account; then every
+    // device (read consistently after it) goes, and with the devices the
+    // means to create tokens; then the rest.
+    store
+        .begin_account_deletion(&caller.account_id, &caller.username)
+        .await?;
+    let devices = store.list_devices(&caller.account_id).await?;
+    let removals = devices.iter().map(|d| remove_device(deps, d));
+    for result in futures_util::future::join_all(removals).await {
         result?;
     }
-    deps.store
-        .delete_account(&caller.account_id, &caller.username, &caller.email)
+    store
+        .finish_account_deletion(&caller.account_id, &caller.username, &caller.email)
         .await?;
     tracing::info!(account = %caller.account_id, devices = devices.len(), "account deleted");
-    Ok(ApiResponse::no_content())
+    Ok(())
 }

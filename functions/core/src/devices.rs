@@ -6,15 +6,14 @@ use serde_json::{json, Value};
 use crate::accounts::authenticate;
 use crate::error::ApiError;
 use crate::fields::Fields;
+use crate::model::ApiKeyRecord;
 use crate::model::{DeviceKind, DeviceRecord};
 use crate::page::page;
-use crate::ports::{ClaimChange, DeviceWrite, WriteConflict};
+use crate::ports::{ClaimChange, DeviceRemoval, DeviceWrite};
 use crate::request::{ApiRequest, ApiResponse};
+use crate::retry::{deadline_of, retry_conflicts};
 use crate::time::format_timestamp;
 use crate::Deps;
-
-/// Conditional writes that lose a race are retried this many times.
-const ATTEMPTS: usize = 6;
 
 /// Cleans and checks a push token as PROTOCOL.md says; `Err` is the message.
 pub fn clean_registration_id(kind: DeviceKind, raw: &str) -> Result<String, String> {
@@ -154,78 +153,105 @@ pub async fn register(
             "validated registration_id missing".into(),
         ));
     };
-    let owner = caller.account_id;
+    retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
+        register_attempt(deps, &caller, kind, &input, &registration_id)
+    })
+    .await
+}
 
-    for _ in 0..ATTEMPTS {
-        let claim = deps.store.get_claim(kind, &registration_id).await?;
-        let existing = match &claim {
-            Some(c) if c.owner == owner => deps.store.get_device(&owner, &c.device_id).await?,
-            _ => None,
-        };
-        if let Some(mut device) = existing {
-            // Same account, same push token: the same device, refreshed.
-            apply_optional(&mut device, &input);
-            device.active = input.active.unwrap_or(true);
-            device.endpoint_arn = deps
-                .push
-                .ensure_endpoint(kind, &registration_id, Some(&device.endpoint_arn))
-                .await?;
-            let write = DeviceWrite {
-                device: device.clone(),
-                is_new: false,
-                claim: ClaimChange::Keep,
-                release_claim_of: None,
-            };
-            match deps.store.save_device(&write).await {
-                Ok(()) => return Ok(ApiResponse::json(200, device_json(&device))),
-                Err(WriteConflict::Conflict) => continue,
-                Err(WriteConflict::Port(e)) => return Err(e.into()),
-            }
-        }
-        let endpoint_arn = deps
+/// One attempt at a registration, decided on what it reads now.
+async fn register_attempt(
+    deps: &Deps,
+    caller: &ApiKeyRecord,
+    kind: DeviceKind,
+    input: &DeviceInput,
+    registration_id: &str,
+) -> Result<ApiResponse, ApiError> {
+    let owner = &caller.account_id;
+    let claim = deps.store.get_claim(kind, registration_id).await?;
+    let existing = match &claim {
+        Some(c) if c.owner == *owner => deps.store.get_device(owner, &c.device_id).await?,
+        _ => None,
+    };
+    if let Some(mut device) = existing {
+        // Same account, same push token: the same device, refreshed.
+        apply_optional(&mut device, input);
+        device.active = input.active.unwrap_or(true);
+        device.endpoint_arn = deps
             .push
-            .ensure_endpoint(kind, &registration_id, None)
+            .ensure_endpoint(kind, registration_id, Some(&device.endpoint_arn))
             .await?;
-        let device = DeviceRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            owner: owner.clone(),
-            kind,
-            registration_id: registration_id.clone(),
-            name: input.name.clone().flatten(),
-            device_id: input.device_id.clone().flatten(),
-            active: input.active.unwrap_or(true),
-            created_us: deps.clock.now_us(),
-            endpoint_arn,
-        };
-        let claim_change = match claim.clone() {
-            None => ClaimChange::Create,
-            Some(c) => ClaimChange::TakeFrom(c),
-        };
         let write = DeviceWrite {
             device: device.clone(),
-            is_new: true,
-            claim: claim_change.clone(),
+            owner_username: caller.username.clone(),
+            is_new: false,
+            claim: ClaimChange::Keep,
             release_claim_of: None,
         };
-        match deps.store.save_device(&write).await {
-            Ok(()) => {
-                if let ClaimChange::TakeFrom(previous) = claim_change {
-                    // The push token moved here; the old record is gone, and so
-                    // must be the whitelist tokens issued for it.
-                    deps.store
-                        .delete_device_tokens(&previous.owner, &previous.device_id)
-                        .await?;
-                    tracing::info!(device = %device.id, "push token moved to this device");
-                }
-                return Ok(ApiResponse::json(201, device_json(&device)));
-            }
-            Err(WriteConflict::Conflict) => continue,
-            Err(WriteConflict::Port(e)) => return Err(e.into()),
+        deps.store.save_device(&write).await?;
+        return Ok(ApiResponse::json(200, device_json(&device)));
+    }
+    let endpoint_arn = deps
+        .push
+        .ensure_endpoint(kind, registration_id, None)
+        .await?;
+    let device = DeviceRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        owner: owner.clone(),
+        kind,
+        registration_id: registration_id.to_string(),
+        name: input.name.clone().flatten(),
+        device_id: input.device_id.clone().flatten(),
+        active: input.active.unwrap_or(true),
+        created_us: deps.clock.now_us(),
+        endpoint_arn,
+    };
+    let claim_change = match claim {
+        None => ClaimChange::Create,
+        Some(c) => ClaimChange::TakeFrom(c),
+    };
+    let write = DeviceWrite {
+        device: device.clone(),
+        owner_username: caller.username.clone(),
+        is_new: true,
+        claim: claim_change.clone(),
+        release_claim_of: None,
+    };
+    if let Err(e) = deps.store.save_device(&write).await {
+        let e = ApiError::from(e);
+        if !matches!(e, ApiError::Conflict(_)) && claim_change == ClaimChange::Create {
+            // Given up (the account is being deleted, or AWS failed): the
+            // endpoint made for a push token nobody holds serves no one.
+            // A conflict's retry reuses it (one endpoint per push token).
+            release_unclaimed_endpoint(deps, kind, registration_id, &device.endpoint_arn).await;
+        }
+        return Err(e);
+    }
+    if let ClaimChange::TakeFrom(previous) = claim_change {
+        // The push token moved here; the old record is gone, and so
+        // must be the whitelist tokens issued for it.
+        deps.store
+            .delete_device_tokens(&previous.owner, &previous.device_id)
+            .await?;
+        tracing::info!(device = %device.id, "push token moved to this device");
+    }
+    Ok(ApiResponse::json(201, device_json(&device)))
+}
+
+/// Deletes an endpoint made for `registration_id` if still no device claims
+/// that push token; best effort (a leftover is adopted by the next
+/// registration of the token).
+async fn release_unclaimed_endpoint(
+    deps: &Deps,
+    kind: DeviceKind,
+    registration_id: &str,
+    arn: &str,
+) {
+    if let Ok(None) = deps.store.get_claim(kind, registration_id).await {
+        if let Err(e) = deps.push.delete_endpoint(arn).await {
+            tracing::warn!(error = %e, "left an unclaimed endpoint behind");
         }
     }
-    Err(ApiError::Unavailable(
-        "device registration kept conflicting".into(),
-    ))
 }
 
 fn apply_optional(device: &mut DeviceRecord, input: &DeviceInput) {
@@ -283,63 +309,66 @@ pub async fn update(
         input.device_id.get_or_insert(None);
         input.active.get_or_insert(true);
     }
-    let owner = caller.account_id;
+    retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
+        update_attempt(deps, &caller, kind, id, &input)
+    })
+    .await
+}
 
-    for _ in 0..ATTEMPTS {
-        let mut device = own_device(deps, &owner, kind, id).await?;
-        let old_arn = device.endpoint_arn.clone();
-        apply_optional(&mut device, &input);
-        if let Some(active) = input.active {
-            device.active = active;
-        }
-        let mut write = DeviceWrite {
-            device: device.clone(),
-            is_new: false,
-            claim: ClaimChange::Keep,
-            release_claim_of: None,
-        };
-        let new_token = input
-            .registration_id
-            .clone()
-            .filter(|t| *t != device.registration_id);
-        if let Some(token) = &new_token {
-            kind_supported(deps, kind)?;
-            let claim = deps.store.get_claim(kind, token).await?;
-            write.claim = match claim {
-                None => ClaimChange::Create,
-                Some(c) if c.device_id == device.id => ClaimChange::Keep,
-                Some(c) => ClaimChange::TakeFrom(c),
-            };
-            // A token nobody holds: move our endpoint to it (AWS's practice).
-            // A token another device holds: that device's endpoint already
-            // carries it, so adopt that one and retire ours.
-            let known = match write.claim {
-                ClaimChange::TakeFrom(_) => None,
-                _ => Some(old_arn.as_str()),
-            };
-            write.device.endpoint_arn = deps.push.ensure_endpoint(kind, token, known).await?;
-            write.release_claim_of = Some(device.registration_id.clone());
-            write.device.registration_id = token.clone();
-        }
-        match deps.store.save_device(&write).await {
-            Ok(()) => {
-                if write.device.endpoint_arn != old_arn {
-                    deps.push.delete_endpoint(&old_arn).await?;
-                }
-                if let ClaimChange::TakeFrom(previous) = &write.claim {
-                    deps.store
-                        .delete_device_tokens(&previous.owner, &previous.device_id)
-                        .await?;
-                }
-                return Ok(ApiResponse::json(200, device_json(&write.device)));
-            }
-            Err(WriteConflict::Conflict) => continue,
-            Err(WriteConflict::Port(e)) => return Err(e.into()),
-        }
+/// One attempt at an update, decided on what it reads now.
+async fn update_attempt(
+    deps: &Deps,
+    caller: &ApiKeyRecord,
+    kind: DeviceKind,
+    id: &str,
+    input: &DeviceInput,
+) -> Result<ApiResponse, ApiError> {
+    let mut device = own_device(deps, &caller.account_id, kind, id).await?;
+    let old_arn = device.endpoint_arn.clone();
+    apply_optional(&mut device, input);
+    if let Some(active) = input.active {
+        device.active = active;
     }
-    Err(ApiError::Unavailable(
-        "device update kept conflicting".into(),
-    ))
+    let mut write = DeviceWrite {
+        device: device.clone(),
+        owner_username: caller.username.clone(),
+        is_new: false,
+        claim: ClaimChange::Keep,
+        release_claim_of: None,
+    };
+    let new_token = input
+        .registration_id
+        .clone()
+        .filter(|t| *t != device.registration_id);
+    if let Some(token) = &new_token {
+        kind_supported(deps, kind)?;
+        let claim = deps.store.get_claim(kind, token).await?;
+        write.claim = match claim {
+            None => ClaimChange::Create,
+            Some(c) if c.device_id == device.id => ClaimChange::Keep,
+            Some(c) => ClaimChange::TakeFrom(c),
+        };
+        // A token nobody holds: move our endpoint to it (AWS's practice).
+        // A token another device holds: that device's endpoint already
+        // carries it, so adopt that one and retire ours.
+        let known = match write.claim {
+            ClaimChange::TakeFrom(_) => None,
+            _ => Some(old_arn.as_str()),
+        };
+        write.device.endpoint_arn = deps.push.ensure_endpoint(kind, token, known).await?;
+        write.release_claim_of = Some(device.registration_id.clone());
+        write.device.registration_id = token.clone();
+    }
+    deps.store.save_device(&write).await?;
+    if write.device.endpoint_arn != old_arn {
+        deps.push.delete_endpoint(&old_arn).await?;
+    }
+    if let ClaimChange::TakeFrom(previous) = &write.claim {
+        deps.store
+            .delete_device_tokens(&previous.owner, &previous.device_id)
+            .await?;
+    }
+    Ok(ApiResponse::json(200, device_json(&write.device)))
 }
 
 /// `DELETE device/<kind>/<id>/`: the device, its endpoint and its tokens.
@@ -350,15 +379,39 @@ pub async fn delete(
     id: &str,
 ) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(deps, req).await?;
-    let device = own_device(deps, &caller.account_id, kind, id).await?;
-    deps.push.delete_endpoint(&device.endpoint_arn).await?;
-    deps.store
-        .delete_device_tokens(&device.owner, &device.id)
-        .await?;
-    if !deps.store.delete_device(&device).await? {
+    let removed = retry_conflicts(&*deps.clock, deadline_of(deps, req), || async {
+        let device = own_device(deps, &caller.account_id, kind, id).await?;
+        remove_device(deps, &device).await
+    })
+    .await?;
+    if !removed {
         return Err(ApiError::NotFound);
     }
     Ok(ApiResponse::no_content())
+}
+
+/// Deletes a device record (and its claim), then its endpoint if no other
+/// device took its push token meanwhile (the endpoint is then theirs), then
+/// the tokens issued for it — none can be created once it is gone. `false`
+/// when it was already gone.
+pub(crate) async fn remove_device(deps: &Deps, device: &DeviceRecord) -> Result<bool, ApiError> {
+    match deps.store.delete_device(device).await? {
+        DeviceRemoval::Gone => return Ok(false),
+        DeviceRemoval::Removed { endpoint_is_ours } => {
+            if endpoint_is_ours {
+                if let Err(e) = deps.push.delete_endpoint(&device.endpoint_arn).await {
+                    // The record is gone and no knock reaches the endpoint
+                    // any more; an app registering the same push token adopts
+                    // it again.
+                    tracing::warn!(device = %device.id, error = %e, "left an endpoint behind");
+                }
+            }
+        }
+    }
+    deps.store
+        .delete_device_tokens(&device.owner, &device.id)
+        .await?;
+    Ok(true)
 }
 
 #[cfg(test)]

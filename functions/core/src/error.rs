@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::metrics;
-use crate::ports::{Admission, PortError};
+use crate::ports::{Admission, PortError, WriteConflict};
 use crate::request::ApiResponse;
 
 /// Field name → messages, rendered as `{"<field>": ["<message>"]}`.
@@ -42,6 +42,11 @@ pub enum ApiError {
     RateLimited { retry_after_seconds: u64 },
     #[error("unsupported media type")]
     UnsupportedMediaType(String),
+    /// Another request was changing the same item at the same moment: the
+    /// operation may be run again from its reads ([`crate::retry`]); `503`
+    /// when it is not.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A dependency (DynamoDB, SNS) is unreachable or throttling.
     #[error("dependency unavailable: {0}")]
     Unavailable(String),
@@ -81,7 +86,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => 413,
             ApiError::RateLimited { .. } => 429,
             ApiError::UnsupportedMediaType(_) => 415,
-            ApiError::Unavailable(_) => 503,
+            ApiError::Unavailable(_) | ApiError::Conflict(_) => 503,
             ApiError::Internal(_) => 500,
         }
     }
@@ -112,13 +117,13 @@ impl ApiError {
             ApiError::UnsupportedMediaType(ct) => {
                 json!({ "detail": format!("Unsupported media type \"{ct}\" in request.") })
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::Conflict(_) => {
                 json!({ "detail": "Service temporarily unavailable, try again later." })
             }
             ApiError::Internal(_) => json!({ "detail": "Internal server error." }),
         };
         match &self {
-            ApiError::Unavailable(source) => {
+            ApiError::Unavailable(source) | ApiError::Conflict(source) => {
                 tracing::warn!(error = %source, "dependency unavailable")
             }
             ApiError::Internal(source) => tracing::error!(error = %source, "internal error"),
@@ -131,7 +136,7 @@ impl ApiError {
                     .headers
                     .push(("WWW-Authenticate".into(), "Token".into()));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::Conflict(_) => {
                 response
                     .headers
                     .push(("Retry-After".into(), RETRY_AFTER_SECONDS.to_string()));
@@ -149,10 +154,22 @@ impl ApiError {
     }
 }
 
+impl From<WriteConflict> for ApiError {
+    fn from(err: WriteConflict) -> Self {
+        match err {
+            WriteConflict::Conflict => ApiError::Conflict("a conditional write lost a race".into()),
+            // The key's account is being deleted: the key is about to go too.
+            WriteConflict::AccountGone => ApiError::Unauthenticated("Invalid token."),
+            WriteConflict::Port(e) => e.into(),
+        }
+    }
+}
+
 impl From<PortError> for ApiError {
     fn from(err: PortError) -> Self {
         match err {
             PortError::Unavailable(source) => ApiError::Unavailable(source),
+            PortError::Conflict(source) => ApiError::Conflict(source),
             PortError::Internal(source) => ApiError::Internal(source),
         }
     }

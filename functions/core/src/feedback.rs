@@ -65,9 +65,13 @@ fn parse_record(record: &Value) -> Result<EndpointEvent, String> {
 /// then retried, and after that goes to the dead-letter queue).
 pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortError> {
     let dead = match event.event_type.as_str() {
-        "DeliveryFailure" | "EndpointDeleted" => true,
-        // Updated: by us (new token) or by SNS (disabled after a failure).
-        "EndpointUpdated" => deps.push.endpoint_enabled(&event.endpoint_arn).await? != Some(true),
+        // The event may be late: SNS disables an endpoint before it reports
+        // the failure, and a device that registered again since has it
+        // enabled again (or has another endpoint). So the endpoint as it is
+        // now decides, not the event: dead if disabled or gone.
+        "DeliveryFailure" | "EndpointDeleted" | "EndpointUpdated" => {
+            deps.push.endpoint_enabled(&event.endpoint_arn).await? != Some(true)
+        }
         "EndpointCreated" => false,
         other => return Ok(Outcome::Malformed(format!("unknown EventType {other:?}"))),
     };

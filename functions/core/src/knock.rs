@@ -8,6 +8,8 @@ use crate::model::{DeviceKind, DeviceRecord};
 use crate::payload::{push_for, Priority, APNS_MAX_PAYLOAD_BYTES};
 use crate::ports::{KnockAdmission, PortError, PublishError};
 use crate::request::{ApiRequest, ApiResponse};
+use crate::retry::{deadline_of, retry_conflicts};
+use crate::time::Micros;
 use crate::tokens::MAX_TOKEN_CHARS;
 use crate::Deps;
 
@@ -48,12 +50,13 @@ pub async fn knock(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErro
         }
     };
     let priority = match fields.raw("priority").cloned() {
-        None | Some(Value::Null) => Some(Priority::Low),
-        Some(Value::String(s)) if s == "high" => Some(Priority::High),
-        Some(Value::String(s)) if s == "low" => Some(Priority::Low),
-        Some(_) => {
-            fields.error("priority", "\"priority\" must be \"high\" or \"low\".");
-            None
+        None | Some(Value::Null) => Some(deps.settings.default_priority),
+        Some(value) => {
+            let parsed = value.as_str().and_then(Priority::parse);
+            if parsed.is_none() {
+                fields.error("priority", "\"priority\" must be \"high\" or \"low\".");
+            }
+            parsed
         }
     };
     fields.finish()?;
@@ -62,7 +65,7 @@ pub async fn knock(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErro
     };
 
     let started = deps.clock.now_us();
-    let delivery = deliver(deps, &token, &data, priority).await?;
+    let delivery = deliver(deps, &token, &data, priority, deadline_of(deps, req)).await?;
     let latency_ms = (deps.clock.now_us() - started) as f64 / 1000.0;
     metrics::emit(
         "knock",
@@ -103,13 +106,19 @@ pub async fn deliver(
     token: &str,
     data: &Value,
     priority: Priority,
+    deadline_us: Micros,
 ) -> Result<Delivery, ApiError> {
     let now = deps.clock.now_us();
-    let record = match deps
-        .store
-        .admit_knock(token, now, deps.settings.knock_limit)
-        .await?
-    {
+    // The token item may be inside a token's creation or revocation right
+    // now: then the knock's update is refused and tried again.
+    let admission = retry_conflicts(&*deps.clock, deadline_us, || async {
+        Ok(deps
+            .store
+            .admit_knock(token, now, deps.settings.knock_limit)
+            .await?)
+    })
+    .await?;
+    let record = match admission {
         KnockAdmission::Admitted(t) => t,
         KnockAdmission::Unknown => return Err(ApiError::NotFound),
         KnockAdmission::Limited {
@@ -169,9 +178,11 @@ pub async fn deliver(
         }
     }
     // Dead endpoints: stop pushing to them until the app registers again.
-    let deactivations = dead
-        .iter()
-        .map(|d| deps.store.set_device_active(&d.owner, &d.id, false));
+    let deactivations = dead.iter().map(|d| {
+        retry_conflicts(&*deps.clock, deadline_us, move || async move {
+            Ok(deps.store.set_device_active(&d.owner, &d.id, false).await?)
+        })
+    });
     for (device, result) in dead
         .iter()
         .zip(futures_util::future::join_all(deactivations).await)

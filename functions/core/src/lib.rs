@@ -18,6 +18,7 @@ pub mod page;
 pub mod payload;
 pub mod ports;
 pub mod request;
+pub mod retry;
 pub mod secrets;
 pub mod time;
 pub mod tokens;
@@ -45,6 +46,9 @@ pub struct Settings {
     pub token_limit: Limit,
     /// Accounts the whole service creates per window.
     pub signup_limit: Limit,
+    /// The priority of a knock that names none (PROTOCOL.md: the operator's
+    /// choice, `high` unless configured otherwise).
+    pub default_priority: payload::Priority,
 }
 
 /// A rate limit: at most `max` hits per `window` (`max == 0`: no limit).
@@ -129,6 +133,7 @@ impl Default for Settings {
                 max: 1000,
                 window: Duration::from_secs(60),
             },
+            default_priority: payload::Priority::High,
         }
     }
 }

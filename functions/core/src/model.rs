@@ -53,6 +53,8 @@ pub struct AccountRecord {
     /// Times of the latest failed logins, newest first: the login limit's
     /// sliding log, as stored.
     pub failed_logins: Vec<Micros>,
+    /// A deletion began and has not finished: nothing may be added to it.
+    pub deleting: bool,
 }
 
 /// What an API key (stored only as its SHA-256) tells about its holder.

@@ -15,6 +15,15 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// `"high"` or `"low"`, exactly; anything else is `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "high" => Some(Priority::High),
+            "low" => Some(Priority::Low),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Priority::High => "high",
@@ -24,19 +33,21 @@ impl Priority {
 }
 
 /// iOS reads `aps.alert.message.token`; `high` is an alert push (priority 10),
-/// `low` a background push (priority 5).
+/// `low` a background push (priority 5). The same `message` also stands at the
+/// payload's top level, outside `aps`, where an app may read it without an
+/// `alert` (Apple prefers background pushes without one).
 pub fn apns_push(token: &str, data: &Value, priority: Priority) -> Push {
     let message = json!({ "token": token, "data": data });
     let aps = match priority {
         Priority::High => json!({
             "content-available": 1,
             "sound": "default",
-            "alert": { "body": "New Message!", "loc-key": "New Message!", "message": message },
+            "alert": { "body": "New Message!", "loc-key": "New Message!", "message": message.clone() },
         }),
-        Priority::Low => json!({ "content-available": 1, "alert": { "message": message } }),
+        Priority::Low => json!({ "content-available": 1, "alert": { "message": message.clone() } }),
     };
     Push {
-        payload: json!({ "aps": aps }).to_string(),
+        payload: json!({ "aps": aps, "message": message }).to_string(),
         apns_push_type: Some(match priority {
             Priority::High => "alert",
             Priority::Low => "background",
@@ -85,7 +96,8 @@ mod tests {
         let v: Value = serde_json::from_str(&push.payload).unwrap();
         assert_eq!(
             v,
-            json!({"aps": {"content-available": 1, "alert": {"message": {"token": "t0k", "data": {"a": 1}}}}})
+            json!({"aps": {"content-available": 1, "alert": {"message": {"token": "t0k", "data": {"a": 1}}}},
+                   "message": {"token": "t0k", "data": {"a": 1}}})
         );
         assert_eq!(push.apns_push_type, Some("background"));
         assert_eq!(push.apns_priority, Some("5"));
@@ -125,11 +137,13 @@ mod tests {
     fn largest_allowed_knock_fits_apns() {
         // 200-char token, 1024-byte data string full of characters JSON escapes.
         let data = Value::String("\"".repeat(511));
-        let push = apns_push(&"x".repeat(200), &data, Priority::High);
-        assert!(
-            push.payload.len() < APNS_MAX_PAYLOAD_BYTES,
-            "{}",
-            push.payload.len()
-        );
+        for priority in [Priority::High, Priority::Low] {
+            let push = apns_push(&"x".repeat(200), &data, priority);
+            assert!(
+                push.payload.len() < APNS_MAX_PAYLOAD_BYTES,
+                "{}",
+                push.payload.len()
+            );
+        }
     }
 }

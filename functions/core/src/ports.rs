@@ -16,6 +16,10 @@ pub enum PortError {
     /// Unreachable, timing out or throttling: the client may retry (`503`).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Another request is changing the same item right now (a DynamoDB
+    /// transaction conflict): the operation may be retried from its reads.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// Anything else: a bug or misconfiguration (`500`).
     #[error("internal: {0}")]
     Internal(String),
@@ -79,6 +83,9 @@ pub enum ClaimChange {
 #[derive(Debug, Clone)]
 pub struct DeviceWrite {
     pub device: DeviceRecord,
+    /// The owner's username: the write requires that account to exist and not
+    /// to be being deleted.
+    pub owner_username: String,
     /// The device must not exist yet (else: must exist).
     pub is_new: bool,
     pub claim: ClaimChange,
@@ -91,6 +98,9 @@ pub enum WriteConflict {
     /// A condition failed: someone else changed the same facts; re-read and retry.
     #[error("conflict")]
     Conflict,
+    /// The owning account is gone or being deleted: nothing may be added to it.
+    #[error("account gone")]
+    AccountGone,
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -115,17 +125,26 @@ pub trait Store: Send + Sync {
     ) -> Result<Admission, PortError>;
     /// A successful login: stores the new API key and clears the account's
     /// failed-login log, atomically and only if that log is not full
-    /// (`Limited`) and the account still exists (`Missing`).
+    /// (`Limited`) and the account `key.account_id` still exists and is not
+    /// being deleted (`Missing`).
     async fn add_login_key(
         &self,
-        username: &str,
         key: &ApiKeyRecord,
         now_us: Micros,
         limit: Limit,
     ) -> Result<Admission, PortError>;
     async fn get_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, PortError>;
-    /// Removes the account and everything it owns, API keys last.
-    async fn delete_account(
+    /// Marks the account as being deleted, from which moment nothing can be
+    /// added to it (keys, devices; tokens need a device). `false` when there
+    /// is no account `account_id` under that username.
+    async fn begin_account_deletion(
+        &self,
+        account_id: &str,
+        username: &str,
+    ) -> Result<bool, PortError>;
+    /// After its devices are gone: removes what else the account owns, its
+    /// API keys, then its email and username. Resumable.
+    async fn finish_account_deletion(
         &self,
         account_id: &str,
         username: &str,
@@ -141,8 +160,8 @@ pub trait Store: Send + Sync {
         registration_id: &str,
     ) -> Result<Option<PushTokenClaim>, PortError>;
     async fn save_device(&self, write: &DeviceWrite) -> Result<(), WriteConflict>;
-    /// Deletes a device and releases its claim; `false` if it was already gone.
-    async fn delete_device(&self, device: &DeviceRecord) -> Result<bool, PortError>;
+    /// Deletes a device and releases its claim.
+    async fn delete_device(&self, device: &DeviceRecord) -> Result<DeviceRemoval, PortError>;
     async fn set_device_active(&self, owner: &str, id: &str, active: bool)
         -> Result<(), PortError>;
     /// Marks inactive every device still using this endpoint; returns how many.
@@ -152,6 +171,12 @@ pub trait Store: Send + Sync {
     /// Stores a new token if the value is unused and the device still exists.
     async fn create_token(&self, token: &TokenRecord) -> Result<(), WriteConflict>;
     async fn get_token(&self, token: &str) -> Result<Option<TokenRecord>, PortError>;
+    /// `owner`'s token (expired or not), read from the owner's own items.
+    async fn get_own_token(
+        &self,
+        owner: &str,
+        token: &str,
+    ) -> Result<Option<TokenRecord>, PortError>;
     /// The knock's token lookup: adds the knock to the token's sliding log
     /// in the same conditional write that reads the token (one call).
     async fn admit_knock(
@@ -185,6 +210,17 @@ pub trait Store: Send + Sync {
         now_us: Micros,
     ) -> Result<bool, PortError>;
     async fn delete_device_tokens(&self, owner: &str, device_id: &str) -> Result<(), PortError>;
+}
+
+/// What deleting a device record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRemoval {
+    /// It was already gone (deleted, or its push token moved away).
+    Gone,
+    /// Deleted. `endpoint_is_ours`: its push token was still its own, so its
+    /// SNS endpoint serves no other device and may be deleted; otherwise the
+    /// token (and with it the endpoint) moved to another device meanwhile.
+    Removed { endpoint_is_ours: bool },
 }
 
 /// A push for one device, already encoded for its platform.

@@ -24,6 +24,10 @@ pub struct ApiRequest {
     /// The full path the client requested, for pagination links.
     pub path: String,
     pub body: Bytes,
+    /// When the request must have been answered (wall-clock microseconds):
+    /// the Lambda invocation's deadline; `None` where there is none (the
+    /// local router), which gives [`crate::retry::DEFAULT_BUDGET`].
+    pub deadline_us: Option<crate::time::Micros>,
 }
 
 impl ApiRequest {

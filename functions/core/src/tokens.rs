@@ -10,6 +10,7 @@ use crate::model::{DeviceKind, DeviceRecord, TokenRecord};
 use crate::page::page;
 use crate::ports::{LimitKey, WriteConflict};
 use crate::request::{ApiRequest, ApiResponse};
+use crate::retry::{deadline_of, retry_conflicts};
 use crate::time::{format_timestamp, Micros};
 use crate::{secrets, Deps};
 
@@ -107,36 +108,49 @@ pub async fn create(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErr
         .count_hit(&counter, deps.clock.now_us(), deps.settings.token_limit)
         .await?;
     refuse_if_limited(admission, "TokenCreations")?;
-    for _ in 0..3 {
-        let now = deps.clock.now_us();
-        let lifetime = i64::try_from(deps.settings.token_lifetime.as_micros()).unwrap_or(i64::MAX);
-        let record = TokenRecord {
-            token: secrets::new_whitelist_token(),
-            owner: owner.clone(),
-            device_id: device.id.clone(),
-            kind,
-            name: name.clone(),
-            created_us: now,
-            expires_us: now.saturating_add(lifetime),
-        };
-        match deps.store.create_token(&record).await {
-            Ok(()) => return Ok(ApiResponse::json(201, token_json(&record))),
-            // A collision of 160 random bits, or the device vanished meanwhile:
-            // re-check the device and try again.
-            Err(WriteConflict::Conflict) => {
-                if deps.store.get_device(&owner, &device.id).await?.is_none() {
-                    return Err(ApiError::field(
-                        kind.token_field(),
-                        "Invalid device: no such device of yours.",
-                    ));
-                }
+    retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
+        create_attempt(deps, &device, name.clone())
+    })
+    .await
+}
+
+/// One attempt at storing a fresh token for `device`.
+async fn create_attempt(
+    deps: &Deps,
+    device: &DeviceRecord,
+    name: Option<String>,
+) -> Result<ApiResponse, ApiError> {
+    let now = deps.clock.now_us();
+    let lifetime = i64::try_from(deps.settings.token_lifetime.as_micros()).unwrap_or(i64::MAX);
+    let record = TokenRecord {
+        token: secrets::new_whitelist_token(),
+        owner: device.owner.clone(),
+        device_id: device.id.clone(),
+        kind: device.kind,
+        name,
+        created_us: now,
+        expires_us: now.saturating_add(lifetime),
+    };
+    match deps.store.create_token(&record).await {
+        Ok(()) => Ok(ApiResponse::json(201, token_json(&record))),
+        // A collision of 160 random bits, or the device vanished meanwhile:
+        // re-check the device and try again.
+        Err(WriteConflict::Conflict) => {
+            if deps
+                .store
+                .get_device(&device.owner, &device.id)
+                .await?
+                .is_none()
+            {
+                return Err(ApiError::field(
+                    device.kind.token_field(),
+                    "Invalid device: no such device of yours.",
+                ));
             }
-            Err(WriteConflict::Port(e)) => return Err(e.into()),
+            Err(ApiError::Conflict("token creation met a conflict".into()))
         }
+        Err(e) => Err(e.into()),
     }
-    Err(ApiError::Unavailable(
-        "token creation kept conflicting".into(),
-    ))
 }
 
 /// `GET tokens/`: the caller's live tokens, newest first.
@@ -182,10 +196,8 @@ async fn own_token_response(
     owner: &str,
     token: &str,
 ) -> Result<ApiResponse, ApiError> {
-    match deps.store.get_token(token).await? {
-        Some(t) if t.owner == owner && t.is_live(deps.clock.now_us()) => {
-            Ok(ApiResponse::json(200, token_json(&t)))
-        }
+    match deps.store.get_own_token(owner, token).await? {
+        Some(t) if t.is_live(deps.clock.now_us()) => Ok(ApiResponse::json(200, token_json(&t))),
         _ => Err(ApiError::NotFound),
     }
 }
@@ -209,11 +221,14 @@ pub async fn rename(
         // Nothing to change: answer with the token as it is.
         return own_token_response(deps, &caller.account_id, token).await;
     }
-    match deps
-        .store
-        .rename_token(&caller.account_id, token, name.as_deref(), now)
-        .await?
-    {
+    let renamed = retry_conflicts(&*deps.clock, deadline_of(deps, req), || async {
+        Ok(deps
+            .store
+            .rename_token(&caller.account_id, token, name.as_deref(), now)
+            .await?)
+    })
+    .await?;
+    match renamed {
         Some(t) => Ok(ApiResponse::json(200, token_json(&t))),
         None => Err(ApiError::NotFound),
     }
@@ -223,11 +238,15 @@ pub async fn rename(
 pub async fn revoke(deps: &Deps, req: &ApiRequest, token: &str) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(deps, req).await?;
     plausible(token)?;
-    if deps
-        .store
-        .delete_token(&caller.account_id, token, deps.clock.now_us())
-        .await?
-    {
+    let now = deps.clock.now_us();
+    let deleted = retry_conflicts(&*deps.clock, deadline_of(deps, req), || async {
+        Ok(deps
+            .store
+            .delete_token(&caller.account_id, token, now)
+            .await?)
+    })
+    .await?;
+    if deleted {
         Ok(ApiResponse::no_content())
     } else {
         Err(ApiError::NotFound)
