@@ -256,11 +256,17 @@ pub async fn account_deletion_racing_logins_and_registrations(api: &Api, model: 
         !dump.iter().any(|item| item.contains(&a.id)),
         "no item of the deleted account remains"
     );
-    for p in &push_tokens {
-        assert!(
-            endpoints_for(p).await.is_empty(),
-            "no endpoint of it remains"
-        );
+    // With faults injected, a registration that failed after SNS made its
+    // endpoint may leave it behind (cleaned up on a best-effort basis; the
+    // next registration of that push token adopts it): judged strictly on
+    // the conflict model alone.
+    if model == Model::Conflicts {
+        for p in &push_tokens {
+            assert!(
+                endpoints_for(p).await.is_empty(),
+                "no endpoint of it remains"
+            );
+        }
     }
     assert!(
         new_accounts.len() <= 1,
