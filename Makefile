@@ -1,5 +1,5 @@
 # The commands of the README. Each installs what is missing first.
-.PHONY: run test bench fuzz lint lint-template fmt check deploy-tools package
+.PHONY: run test test-faults bench fuzz lint lint-template fmt check deploy-tools package
 
 export SAM_CLI_TELEMETRY := 0
 
@@ -10,6 +10,11 @@ run:
 ## Start a private emulator and router on free ports, run every test, stop them.
 test:
 	infra/local/stack.sh test
+
+## The whole suite with 5 % of DynamoDB and SNS calls failing (throttling, internal errors):
+## tests expecting success may see 503; the run fails only if any request was answered 500.
+test-faults:
+	EMULATOR_FAULT_RATE=$${EMULATOR_FAULT_RATE:-0.05} infra/local/stack.sh test
 
 ## Release build, then cold start, footprint, latency, AWS calls, fan-out, CPU, cost -> docs/BENCHMARKS.md.
 bench:

@@ -536,10 +536,16 @@ impl Router {
         };
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         let mut cmd = Command::new(env("LOCAL_API_BIN"));
+        // Its log goes where `make test` looks for internal errors (any `500`
+        // of the run fails it), else nowhere.
+        let log = std::env::var("ROUTER_LOG_DIR")
+            .ok()
+            .and_then(|dir| std::fs::File::create(format!("{dir}/router-{port}.log")).ok())
+            .map_or_else(Stdio::null, Stdio::from);
         cmd.current_dir(root)
             .env("PORT", port.to_string())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(log);
         for (k, v) in extra_env {
             cmd.env(k, v);
         }

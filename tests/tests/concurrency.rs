@@ -32,3 +32,8 @@ async fn a_device_deleted_while_tokens_are_created_leaves_no_token() {
 async fn an_account_deleted_while_logins_and_registrations_race_leaves_nothing() {
     account_deletion_racing_logins_and_registrations(&Api::new(), Model::Conflicts).await;
 }
+
+#[tokio::test]
+async fn a_push_token_moving_while_its_old_device_is_deleted_still_reaches_the_phone() {
+    push_token_moving_while_its_device_is_deleted(&Api::new(), Model::Conflicts).await;
+}

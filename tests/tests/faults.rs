@@ -25,4 +25,5 @@ async fn with_injected_faults_the_races_answer_503_at_worst_never_500() {
     logins_right_and_wrong(api, Model::Faults).await;
     device_deletion_racing_token_creation(api, Model::Faults).await;
     account_deletion_racing_logins_and_registrations(api, Model::Faults).await;
+    push_token_moving_while_its_device_is_deleted(api, Model::Faults).await;
 }

@@ -484,3 +484,37 @@ async fn a_limit_of_one_knock_admits_one() {
     assert_eq!(r.status, 429, "{}", r.text);
     assert_eq!(only_endpoint(&o.fcm).await.messages.len(), 1);
 }
+
+#[tokio::test]
+async fn a_device_whose_endpoint_was_deleted_gets_a_new_one_and_the_knock() {
+    // What a deletion racing a registration of the same push token can do:
+    // delete the endpoint the registration had just adopted.
+    let api = Api::new();
+    let o = owner(&api).await;
+    let old = only_endpoint(&o.apns[0]).await;
+    sns()
+        .await
+        .delete_endpoint()
+        .endpoint_arn(&old.arn)
+        .send()
+        .await
+        .unwrap();
+    let r = api.knock(&o.token, json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let new = only_endpoint(&o.apns[0]).await;
+    assert_ne!(new.arn, old.arn);
+    assert_eq!(
+        new.messages.len(),
+        1,
+        "the knock arrived through the new endpoint"
+    );
+    // The device keeps the new endpoint: the next knock goes straight there.
+    assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
+    assert_eq!(only_endpoint(&o.apns[0]).await.messages.len(), 2);
+    let list = api.get("device/apns/", Some(&o.account.key)).await;
+    assert!(list.json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["active"] == true));
+}

@@ -726,6 +726,30 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn replace_endpoint(
+        &self,
+        device: &DeviceRecord,
+        new_arn: &str,
+    ) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::device(&device.owner, &device.id))))
+            .update_expression("SET endpoint_arn = :new, gsi1pk = :index")
+            .condition_expression("endpoint_arn = :old")
+            .expression_attribute_values(":new", s(new_arn))
+            .expression_attribute_values(":index", s(keys::endpoint(new_arn)))
+            .expression_attribute_values(":old", s(&device.endpoint_arn))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(port_error("UpdateItem", e)),
+        }
+    }
+
     async fn set_device_active(
         &self,
         owner: &str,

@@ -151,7 +151,9 @@ impl PushGateway for SnsGateway {
         // An identical endpoint may already exist, possibly disabled by SNS.
         match self.attributes(&arn).await? {
             Some(attributes) => self.refresh(&arn, token, &attributes).await?,
-            None => return Err(PortError::Unavailable("new endpoint vanished".into())),
+            // Deleted meanwhile by a request deleting the device that held
+            // this push token: the operation starts again from its reads.
+            None => return Err(PortError::Conflict("new endpoint vanished".into())),
         }
         Ok(arn)
     }

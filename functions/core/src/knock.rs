@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::metrics;
 use crate::model::{DeviceKind, DeviceRecord};
 use crate::payload::{push_for, Priority, APNS_MAX_PAYLOAD_BYTES};
-use crate::ports::{KnockAdmission, PortError, PublishError};
+use crate::ports::{KnockAdmission, PortError, PublishError, Push};
 use crate::request::{ApiRequest, ApiResponse};
 use crate::retry::{deadline_of, retry_conflicts};
 use crate::time::Micros;
@@ -27,6 +27,8 @@ pub struct Delivery {
     pub published_fcm: usize,
     pub deactivated: usize,
     pub failed: usize,
+    /// Devices whose endpoint was gone and got a new one (then the push).
+    pub reattached: usize,
 }
 
 /// `POST messages/`: no authentication; the whitelist token is the authority.
@@ -144,9 +146,14 @@ pub async fn deliver(
                 "APNs payload too large".into(),
             )));
         }
-        deps.push
+        match deps
+            .push
             .publish(&device.endpoint_arn, device.kind, &push)
             .await
+        {
+            Err(PublishError::Gone) => reattach(deps, device, &push).await,
+            other => other.map(|()| false),
+        }
     });
     let results = futures_util::future::join_all(publishes).await;
 
@@ -155,7 +162,8 @@ pub async fn deliver(
     let mut last_error = None;
     for (device, result) in active.iter().zip(results) {
         match result {
-            Ok(()) => {
+            Ok(reattached) => {
+                delivery.reattached += usize::from(reattached);
                 delivery.published += 1;
                 match device.kind {
                     DeviceKind::Apns => delivery.published_apns += 1,
@@ -201,6 +209,26 @@ pub async fn deliver(
         }
     }
     Ok(delivery)
+}
+
+/// A device whose endpoint is gone although its record still names it: a
+/// deletion racing a registration of the same push token deleted the
+/// endpoint the registration had just adopted (SNS keeps one per token). A
+/// new endpoint for the device's push token, recorded on condition that the
+/// device still names the old one, then the push: `Ok(true)`. If the device
+/// is gone or changed meanwhile, the push is not sent (`Gone`), and nothing
+/// is deleted — the new endpoint may be another device's by now.
+async fn reattach(deps: &Deps, device: &DeviceRecord, push: &Push) -> Result<bool, PublishError> {
+    let arn = deps
+        .push
+        .ensure_endpoint(device.kind, &device.registration_id, None)
+        .await?;
+    if !deps.store.replace_endpoint(device, &arn).await? {
+        return Err(PublishError::Gone);
+    }
+    tracing::info!(device = %device.id, "gave a device a new endpoint in place of a deleted one");
+    deps.push.publish(&arn, device.kind, push).await?;
+    Ok(true)
 }
 
 /// `GET pubsub/`: the XEP-0357 relay JID.

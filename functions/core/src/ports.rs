@@ -162,6 +162,13 @@ pub trait Store: Send + Sync {
     async fn save_device(&self, write: &DeviceWrite) -> Result<(), WriteConflict>;
     /// Deletes a device and releases its claim.
     async fn delete_device(&self, device: &DeviceRecord) -> Result<DeviceRemoval, PortError>;
+    /// Points a device at a new endpoint if it still uses `device.endpoint_arn`;
+    /// `false` when it is gone or changed meanwhile.
+    async fn replace_endpoint(
+        &self,
+        device: &DeviceRecord,
+        new_arn: &str,
+    ) -> Result<bool, PortError>;
     async fn set_device_active(&self, owner: &str, id: &str, active: bool)
         -> Result<(), PortError>;
     /// Marks inactive every device still using this endpoint; returns how many.

@@ -274,6 +274,41 @@ pub async fn account_deletion_racing_logins_and_registrations(api: &Api, model: 
     );
 }
 
+/// A push token moving to account B while A deletes the device that held it,
+/// a few times over for different interleavings: B's device always ends up
+/// reachable (a knock with B's token reaches the phone), A's is gone.
+pub async fn push_token_moving_while_its_device_is_deleted(api: &Api, model: Model) {
+    for _ in 0..5 {
+        let a = signup_retrying(api).await;
+        let b = signup_retrying(api).await;
+        let push_token = apns_token();
+        let body = json!({ "registration_id": push_token });
+        let old = setup(api, "device/apns/", &a, body.clone()).await;
+        let path = format!("device/apns/{}/", old["id"].as_str().unwrap());
+        let deletion = api.delete(&path, Some(&a.key));
+        let registration = api.post("device/apns/", Some(&b.key), Body::Json(body));
+        let (deleted, registered) = tokio::join!(deletion, registration);
+        // Before the move: 204; after it, A's device was already gone: 404.
+        allowed(&deleted, &[204, 404], model, "deletion racing a move");
+        if !allowed(&registered, &[201], model, "a move racing the deletion") {
+            continue;
+        }
+        let id = registered.json["id"].as_str().unwrap();
+        let token = setup(api, "tokens/", &b, json!({ "apns_device": id })).await;
+        let knock = api.knock(token["token"].as_str().unwrap(), json!({})).await;
+        if allowed(&knock, &[202], model, "a knock for the moved device") {
+            let reached: usize = endpoints_for(&push_token)
+                .await
+                .iter()
+                .map(|e| e.messages.len())
+                .sum();
+            assert_eq!(reached, 1, "the phone got the knock once");
+        }
+        let left = api.get(&path, Some(&a.key)).await;
+        allowed(&left, &[404], model, "A's device after the move");
+    }
+}
+
 /// A setting-up `POST` that, with faults injected, tries again after a
 /// `503`; its `201` body.
 async fn setup(api: &Api, path: &str, a: &Account, body: serde_json::Value) -> serde_json::Value {
