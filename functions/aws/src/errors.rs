@@ -50,20 +50,20 @@ pub fn is_conflict<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     }
 }
 
-/// Classifies an SDK error; the text kept is the error's code and message only.
+/// Classifies an SDK error; the text kept is the operation and the error's
+/// code — never AWS's message, which can carry endpoint ARNs and tokens.
 pub fn port_error<E, R>(operation: &str, err: SdkError<E, R>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
     let detail = format!(
-        "{operation}: {} {}",
-        err.code().unwrap_or("no-code"),
-        err.message().unwrap_or(match &err {
+        "{operation}: {}",
+        err.code().unwrap_or(match &err {
             SdkError::TimeoutError(_) => "timeout",
             SdkError::DispatchFailure(_) => "dispatch failure (service unreachable)",
             SdkError::ResponseError(_) => "unreadable response",
-            _ => "",
+            _ => "no error code",
         }),
     );
     if is_conflict(&err) {

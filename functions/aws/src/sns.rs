@@ -109,10 +109,12 @@ impl SnsGateway {
             }),
             // "Endpoint <arn> already exists with the same Token, but different
             // attributes." — adopt that endpoint.
+            // Any other invalid parameter is the token itself (the
+            // application ARN is ours and known good): the client's to fix.
             Err(e) if e.code() == Some("InvalidParameter") => e
                 .message()
                 .and_then(existing_endpoint_arn)
-                .ok_or_else(|| port_error("CreatePlatformEndpoint", e)),
+                .ok_or_else(|| PortError::Refused("CreatePlatformEndpoint: InvalidParameter".into())),
             Err(e) => Err(port_error("CreatePlatformEndpoint", e)),
         }
     }

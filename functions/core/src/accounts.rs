@@ -53,7 +53,11 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
     let mut fields = req.fields().await?;
     let username = fields.required_string("username", 30);
     if let Some(u) = &username {
-        if !valid_username(u) {
+        if u == "." || u == ".." {
+            // They would name a path segment, not an account, in the URLs
+            // of `accounts/<username>/`.
+            fields.error("username", "This username is reserved.");
+        } else if !valid_username(u) {
             fields.error(
                 "username",
                 "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.",

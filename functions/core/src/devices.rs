@@ -39,8 +39,11 @@ pub fn clean_registration_id(kind: DeviceKind, raw: &str) -> Result<String, Stri
                 Err("This field may not be blank.".into())
             } else if trimmed.chars().count() > 4096 {
                 Err("Ensure this field has no more than 4096 characters.".into())
-            } else if trimmed.chars().any(char::is_whitespace) {
-                Err("Enter a valid FCM registration token: no whitespace.".into())
+            } else if !trimmed.chars().all(|c| c.is_ascii_graphic()) {
+                Err(
+                    "Enter a valid FCM registration token: printable ASCII characters, no whitespace."
+                        .into(),
+                )
             } else {
                 Ok(trimmed.to_string())
             }
@@ -437,6 +440,8 @@ mod tests {
             "a:B-c_d"
         );
         assert!(clean_registration_id(DeviceKind::Gcm, "a b").is_err());
+        assert!(clean_registration_id(DeviceKind::Gcm, "a\u{1}b").is_err());
+        assert!(clean_registration_id(DeviceKind::Gcm, "jörg").is_err());
         assert!(clean_registration_id(DeviceKind::Gcm, "   ").is_err());
         assert!(clean_registration_id(DeviceKind::Gcm, &"x".repeat(4097)).is_err());
         assert!(clean_registration_id(DeviceKind::Gcm, &"x".repeat(4096)).is_ok());

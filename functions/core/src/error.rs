@@ -33,8 +33,12 @@ pub enum ApiError {
     Unauthenticated(&'static str),
     #[error("not found")]
     NotFound,
+    /// `405` with the methods the resource does allow (`Allow`, RFC 9110).
     #[error("method not allowed")]
-    MethodNotAllowed(String),
+    MethodNotAllowed {
+        method: String,
+        allowed: &'static str,
+    },
     #[error("payload too large")]
     PayloadTooLarge,
     /// Over a rate limit: `429` with `Retry-After`.
@@ -65,6 +69,13 @@ impl ApiError {
         }
     }
 
+    pub fn method_not_allowed(method: &str, allowed: &'static str) -> Self {
+        ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            allowed,
+        }
+    }
+
     /// A single field error.
     pub fn field(name: &str, message: impl Into<String>) -> Self {
         let mut errors = FieldErrors::new();
@@ -82,7 +93,7 @@ impl ApiError {
             ApiError::Validation(_) | ApiError::BadRequest(_) | ApiError::EmailTaken => 400,
             ApiError::InvalidCredentials | ApiError::Unauthenticated(_) => 401,
             ApiError::NotFound => 404,
-            ApiError::MethodNotAllowed(_) => 405,
+            ApiError::MethodNotAllowed { .. } => 405,
             ApiError::PayloadTooLarge => 413,
             ApiError::RateLimited { .. } => 429,
             ApiError::UnsupportedMediaType(_) => 415,
@@ -103,7 +114,7 @@ impl ApiError {
             }
             ApiError::Unauthenticated(detail) => json!({ "detail": detail }),
             ApiError::NotFound => json!({ "detail": "Not found." }),
-            ApiError::MethodNotAllowed(method) => {
+            ApiError::MethodNotAllowed { method, .. } => {
                 json!({ "detail": format!("Method \"{method}\" not allowed.") })
             }
             ApiError::PayloadTooLarge => json!({
@@ -131,6 +142,9 @@ impl ApiError {
         }
         let mut response = ApiResponse::json(status, body);
         match self {
+            ApiError::MethodNotAllowed { allowed, .. } => {
+                response.headers.push(("Allow".into(), allowed.into()));
+            }
             ApiError::Unauthenticated(_) => {
                 response
                     .headers
@@ -170,6 +184,11 @@ impl From<PortError> for ApiError {
         match err {
             PortError::Unavailable(source) => ApiError::Unavailable(source),
             PortError::Conflict(source) => ApiError::Conflict(source),
+            // Only push tokens reach a dependency as sent by the client.
+            PortError::Refused(_) => ApiError::field(
+                "registration_id",
+                "The push service refused this registration token.",
+            ),
             PortError::Internal(source) => ApiError::Internal(source),
         }
     }

@@ -20,6 +20,10 @@ pub enum PortError {
     /// transaction conflict): the operation may be retried from its reads.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The dependency refused a value the client sent (e.g. SNS calling a
+    /// push token invalid): the client's mistake (`400`).
+    #[error("refused: {0}")]
+    Refused(String),
     /// Anything else: a bug or misconfiguration (`500`).
     #[error("internal: {0}")]
     Internal(String),

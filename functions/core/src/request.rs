@@ -31,8 +31,12 @@ pub struct ApiRequest {
 }
 
 impl ApiRequest {
-    /// Splits a request path at `/api/v1/` (a stage prefix before it is fine).
-    /// Returns `None` for paths outside the API.
+    /// Splits a request path at `/api/v1/` (a stage prefix before it is fine)
+    /// and percent-decodes each segment once (API Gateway and the local
+    /// router both hand over the path as the client encoded it, so
+    /// `accounts/j%C3%B6rg/` names the user `jörg`). A segment that does not
+    /// decode to UTF-8 stays as sent and matches nothing. Returns `None` for
+    /// paths outside the API.
     pub fn segments_of(path: &str) -> Option<Vec<String>> {
         let idx = path.find("/api/v1")?;
         let rest = &path[idx + "/api/v1".len()..];
@@ -42,7 +46,11 @@ impl ApiRequest {
         Some(
             rest.split('/')
                 .filter(|s| !s.is_empty())
-                .map(|s| s.to_string())
+                .map(|s| {
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8()
+                        .map_or_else(|_| s.to_string(), |d| d.into_owned())
+                })
                 .collect(),
         )
     }

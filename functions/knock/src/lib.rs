@@ -17,7 +17,8 @@ pub async fn route(deps: Deps, req: ApiRequest) -> ApiResponse {
     let result = match (segments.as_slice(), method) {
         (["messages"], "POST") => knock::knock(&deps, &req).await,
         (["pubsub"], "GET") => Ok(knock::pubsub(&deps)),
-        (["messages"] | ["pubsub"], _) => Err(ApiError::MethodNotAllowed(method.into())),
+        (["messages"], _) => Err(ApiError::method_not_allowed(method, "POST")),
+        (["pubsub"], _) => Err(ApiError::method_not_allowed(method, "GET")),
         _ => Err(ApiError::NotFound),
     };
     result.into()

@@ -27,18 +27,18 @@ pub async fn route(deps: Deps, req: ApiRequest) -> ApiResponse {
         ["accounts"] => match method {
             "POST" => accounts::create_or_login(deps, req).await,
             "GET" => accounts::get_own(deps, req).await,
-            _ => Err(ApiError::MethodNotAllowed(method.into())),
+            _ => Err(ApiError::method_not_allowed(method, "GET, POST")),
         },
         ["accounts", username] => match method {
             "GET" => accounts::get_named(deps, req, username).await,
             "DELETE" => accounts::delete_named(deps, req, username).await,
-            _ => Err(ApiError::MethodNotAllowed(method.into())),
+            _ => Err(ApiError::method_not_allowed(method, "GET, DELETE")),
         },
         ["device", kind] => match (DeviceKind::from_path(kind), method) {
             (None, _) => Err(ApiError::NotFound),
             (Some(kind), "GET") => devices::list(deps, req, kind).await,
             (Some(kind), "POST") => devices::register(deps, req, kind).await,
-            _ => Err(ApiError::MethodNotAllowed(method.into())),
+            _ => Err(ApiError::method_not_allowed(method, "GET, POST")),
         },
         ["device", kind, id] => match (DeviceKind::from_path(kind), method) {
             (None, _) => Err(ApiError::NotFound),
@@ -46,7 +46,7 @@ pub async fn route(deps: Deps, req: ApiRequest) -> ApiResponse {
             (Some(kind), "PUT") => devices::update(deps, req, kind, id, false).await,
             (Some(kind), "PATCH") => devices::update(deps, req, kind, id, true).await,
             (Some(kind), "DELETE") => devices::delete(deps, req, kind, id).await,
-            _ => Err(ApiError::MethodNotAllowed(method.into())),
+            _ => Err(ApiError::method_not_allowed(method, "GET, PUT, PATCH, DELETE")),
         },
         _ => Err(ApiError::NotFound),
     };

@@ -20,14 +20,14 @@ pub async fn route(deps: Deps, req: ApiRequest) -> ApiResponse {
         ["tokens"] => match method {
             "POST" => tokens::create(deps, req).await,
             "GET" => tokens::list(deps, req).await,
-            _ => Err(ApiError::MethodNotAllowed(method.into())),
+            _ => Err(ApiError::method_not_allowed(method, "GET, POST")),
         },
         ["tokens", token] => match method {
             "GET" => tokens::retrieve(deps, req, token).await,
             "PUT" => tokens::rename(deps, req, token, false).await,
             "PATCH" => tokens::rename(deps, req, token, true).await,
             "DELETE" => tokens::revoke(deps, req, token).await,
-            _ => Err(ApiError::MethodNotAllowed(method.into())),
+            _ => Err(ApiError::method_not_allowed(method, "GET, PUT, PATCH, DELETE")),
         },
         _ => Err(ApiError::NotFound),
     };
