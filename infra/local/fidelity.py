@@ -15,6 +15,10 @@ the emulator that models them (docs/ARCHITECTURE.md, "The local AWS").
   (DynamoDB), `Throttled` or `InternalError` (SNS).
 - **Index lag** (EMULATOR_INDEX_LAG_MS, default 0): a `Query` of a global
   secondary index does not see items written within that many milliseconds.
+- **Refused push tokens** (EMULATOR_REFUSED_TOKEN_PREFIX, default off): SNS
+  answers `CreatePlatformEndpoint` for a token starting with it with
+  `InvalidParameter`, as it does for tokens the push service rejects (moto
+  accepts every token).
 """
 
 import io
@@ -23,6 +27,7 @@ import os
 import random
 import threading
 import time
+import urllib.parse
 import uuid
 
 DYNAMO_ERROR = "com.amazonaws.dynamodb.v20120810#"
@@ -63,6 +68,7 @@ class Fidelity:
         self.inner = inner
         self.conflicts = _flag("EMULATOR_CONFLICTS", "1")
         self.fault_rate = float(os.environ.get("EMULATOR_FAULT_RATE", "0") or 0)
+        self.refused_prefix = os.environ.get("EMULATOR_REFUSED_TOKEN_PREFIX", "")
         self.index_lag = float(os.environ.get("EMULATOR_INDEX_LAG_MS", "0") or 0) / 1000.0
         self.lock = threading.Lock()
         # item key -> [transactions holding it, single writes holding it]
@@ -265,23 +271,32 @@ class Fidelity:
     # -- SNS ------------------------------------------------------------------
 
     def sns(self, body, environ):
-        action = None
-        for pair in body.split(b"&"):
-            if pair.startswith(b"Action="):
-                action = pair[len(b"Action="):].decode()
+        form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace")))
+        action = form.get("Action")
+        refused = (
+            action == "CreatePlatformEndpoint"
+            and self.refused_prefix
+            and form.get("Token", "").startswith(self.refused_prefix)
+        )
+        if refused:
+            return sns_error(400, "InvalidParameter", "Invalid parameter: Token Reason: the push service refused it")
         if action in SNS_DATA_OPS and self.fault():
             status, code, message = random.choice(SNS_FAULTS)
-            xml = (
-                '<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">'
-                "<Error><Type>{}</Type><Code>{}</Code><Message>{}</Message></Error>"
-                "<RequestId>{}</RequestId></ErrorResponse>"
-            ).format("Sender" if status < 500 else "Receiver", code, message, uuid.uuid4())
-            body = xml.encode()
-            return response_status(status), [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
+            return sns_error(status, code, message)
         return self.call(environ)
 
     def fault(self):
         return self.fault_rate > 0 and random.random() < self.fault_rate
+
+
+def sns_error(status, code, message):
+    xml = (
+        '<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">'
+        "<Error><Type>{}</Type><Code>{}</Code><Message>{}</Message></Error>"
+        "<RequestId>{}</RequestId></ErrorResponse>"
+    ).format("Sender" if status < 500 else "Receiver", code, message, uuid.uuid4())
+    body = xml.encode()
+    return response_status(status), [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
 
 
 def response_status(code):

@@ -119,6 +119,10 @@ case "$cmd" in
     cargo build --workspace --all-targets
     # DynamoDB's indexes trail the table; AWS says usually under a second.
     export EMULATOR_INDEX_LAG_MS=${EMULATOR_INDEX_LAG_MS:-300}
+    # Push tokens the tests want refused by "the push service".
+    export EMULATOR_REFUSED_TOKEN_PREFIX=refused
+    # The suite signs up hundreds of accounts from 127.0.0.1.
+    export SIGNUP_PER_SOURCE_LIMIT=${SIGNUP_PER_SOURCE_LIMIT:-1000000}
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     start_emulator "$(free_port)"
@@ -161,7 +165,9 @@ case "$cmd" in
     # request takes its counting path, with the default knock log of 10) but
     # out of the bench's reach: its knocks go round 50 tokens, 10 a second
     # each allowed; 200 token creations for one account.
+    # The fan-out measurement registers 50 devices to one account.
     export KNOCK_LIMIT_WINDOW_SECONDS=1 TOKEN_CREATE_LIMIT=1000000
+    export DEVICE_LIMIT=${DEVICE_LIMIT:-50} DEVICE_REGISTRATION_LIMIT=1000000 SIGNUP_PER_SOURCE_LIMIT=1000000
     start_router "$router_port" "$ROOT/target/perf/local-api"
     PUSH_API_URL="http://127.0.0.1:$router_port/api/v1/" RELEASE_DIR="$ROOT/target/perf" \
       ROUTER_PID="$ROUTER_PID" "$ROOT/target/perf/bench"

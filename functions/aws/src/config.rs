@@ -72,6 +72,23 @@ impl AppConfig {
             "SIGNUP_WINDOW_SECONDS",
             u32::MAX,
         )?;
+        limit_from_env(
+            &mut settings.device_registration_limit,
+            "DEVICE_REGISTRATION_LIMIT",
+            "DEVICE_REGISTRATION_WINDOW_SECONDS",
+            u32::MAX,
+        )?;
+        limit_from_env(
+            &mut settings.signup_source_limit,
+            "SIGNUP_PER_SOURCE_LIMIT",
+            "SIGNUP_PER_SOURCE_WINDOW_SECONDS",
+            u32::MAX,
+        )?;
+        settings.api_key_limit = count_from_env("API_KEY_LIMIT", settings.api_key_limit)?;
+        settings.device_limit = count_from_env("DEVICE_LIMIT", settings.device_limit)?;
+        settings.live_token_limit = count_from_env("LIVE_TOKEN_LIMIT", settings.live_token_limit)?;
+        settings.publish_concurrency =
+            count_from_env("PUBLISH_CONCURRENCY", settings.device_limit)? as usize;
         if let Some(raw) = var("KNOCK_DEFAULT_PRIORITY") {
             settings.default_priority = Priority::parse(&raw).ok_or_else(|| {
                 format!("KNOCK_DEFAULT_PRIORITY must be \"high\" or \"low\", not {raw:?}")
@@ -85,6 +102,18 @@ impl AppConfig {
             gcm_application_arn: var("GCM_PLATFORM_APPLICATION_ARN"),
             settings,
         })
+    }
+}
+
+/// Reads a positive whole number (a cap) from `name`, else `default`.
+fn count_from_env(name: &str, default: u32) -> Result<u32, String> {
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{name} must be a positive whole number, not {raw:?}")),
     }
 }
 

@@ -36,6 +36,8 @@ const BATCH_LIMIT: usize = 25;
 pub struct DynamoStore {
     pub(crate) client: Client,
     pub(crate) table: String,
+    /// The day's salt, once read (see `counts`).
+    pub(crate) salt: std::sync::Mutex<Option<(i64, String)>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -77,6 +79,7 @@ struct OwnedKeyItem {
     pk: String,
     sk: String,
     key_hash: String,
+    created_us: Micros,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -213,15 +216,15 @@ pub(crate) fn key((pk, sk): (String, String)) -> Item {
     HashMap::from([(keys::PK.to_string(), s(pk)), (keys::SK.to_string(), s(sk))])
 }
 
-fn to_item<T: Serialize>(value: &T) -> Result<Item, PortError> {
+pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, PortError> {
     serde_dynamo::to_item(value).map_err(|e| PortError::Internal(format!("item encoding: {e}")))
 }
 
-fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, PortError> {
+pub(crate) fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, PortError> {
     serde_dynamo::from_item(item).map_err(|e| PortError::Internal(format!("item decoding: {e}")))
 }
 
-fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
+pub(crate) fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
     PortError::Internal(format!("request building: {e}"))
 }
 
@@ -249,7 +252,11 @@ pub(crate) fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadat
 
 impl DynamoStore {
     pub fn new(client: Client, table: String) -> Self {
-        DynamoStore { client, table }
+        DynamoStore {
+            client,
+            table,
+            salt: std::sync::Mutex::new(None),
+        }
     }
 
     fn put(
@@ -288,7 +295,7 @@ impl DynamoStore {
             .build())
     }
 
-    async fn get(&self, k: Item) -> Result<Option<Item>, PortError> {
+    pub(crate) async fn get(&self, k: Item) -> Result<Option<Item>, PortError> {
         let out = self
             .client
             .get_item()
@@ -448,7 +455,7 @@ impl Store for DynamoStore {
                 vec![],
             )?);
         }
-        items.extend(self.key_puts(api_key)?);
+        items.extend(self.key_puts(api_key, account.created_us)?);
         match self.transact(items).await {
             Ok(()) => Ok(()),
             Err(err) => match cancellation_codes(&err) {
@@ -517,7 +524,7 @@ impl Store for DynamoStore {
                 .map_err(build_err)?;
             TransactWriteItem::builder().condition_check(check).build()
         };
-        let mut items = self.key_puts(api_key)?;
+        let mut items = self.key_puts(api_key, now_us)?;
         let account_index = items.len();
         items.push(account_slot);
         match self.transact(items).await {
@@ -538,6 +545,18 @@ impl Store for DynamoStore {
             }
             Err(err) => Err(port_error("TransactWriteItems", err)),
         }
+    }
+
+    async fn trim_api_keys(&self, account_id: &str, keep: u32) -> Result<usize, PortError> {
+        self.revoke_oldest_keys(account_id, keep).await
+    }
+
+    async fn count_live_tokens(&self, owner: &str, now_us: Micros) -> Result<usize, PortError> {
+        self.live_tokens(owner, now_us).await
+    }
+
+    async fn daily_salt(&self, day: i64) -> Result<String, PortError> {
+        self.salt_of_day(day).await
     }
 
     async fn get_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, PortError> {
@@ -649,9 +668,28 @@ impl Store for DynamoStore {
                 )?);
                 items.push(self.delete(
                     key(keys::device(&previous.owner, &previous.device_id)),
-                    None,
+                    Some("attribute_exists(pk)"),
                     vec![],
                 )?);
+            }
+        }
+        // The device counts: one more for a new device (within the cap), one
+        // less for a device taken over. Within one account the two cancel.
+        let taken_from = match &write.claim {
+            ClaimChange::TakeFrom(previous) => Some(previous.owner.as_str()),
+            _ => None,
+        };
+        let mut count_slot = None;
+        match (write.is_new, taken_from) {
+            (true, Some(previous)) if previous == device.owner => {}
+            (is_new, previous) => {
+                if is_new {
+                    count_slot = Some(items.len());
+                    items.push(self.count_devices(&device.owner, 1, Some(write.device_limit))?);
+                }
+                if let Some(previous) = previous {
+                    items.push(self.count_devices(previous, -1, None)?);
+                }
             }
         }
         if let Some(old_token) = &write.release_claim_of {
@@ -672,6 +710,13 @@ impl Store for DynamoStore {
                     Err(WriteConflict::AccountGone)
                 }
                 Some(codes)
+                    if count_slot
+                        .and_then(|i| codes.get(i))
+                        .is_some_and(|c| c == "ConditionalCheckFailed") =>
+                {
+                    Err(WriteConflict::DeviceLimit)
+                }
+                Some(codes)
                     if codes
                         .iter()
                         .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict") =>
@@ -684,43 +729,48 @@ impl Store for DynamoStore {
     }
 
     async fn delete_device(&self, device: &DeviceRecord) -> Result<DeviceRemoval, PortError> {
+        let record = key(keys::device(&device.owner, &device.id));
         let items = vec![
-            self.delete(
-                key(keys::device(&device.owner, &device.id)),
-                Some("attribute_exists(pk)"),
-                vec![],
-            )?,
+            self.delete(record.clone(), Some("attribute_exists(pk)"), vec![])?,
+            self.count_devices(&device.owner, -1, None)?,
             self.delete(
                 key(keys::claim(device.kind, &device.registration_id)),
                 Some("attribute_not_exists(pk) OR device_id = :me"),
                 vec![(":me", s(&device.id))],
             )?,
         ];
+        const RECORD: usize = 0;
+        const CLAIM: usize = 2;
+        let failed = |codes: &[String], slot: usize| {
+            codes
+                .get(slot)
+                .is_some_and(|c| c == "ConditionalCheckFailed")
+        };
         match self.transact(items).await {
             Ok(()) => Ok(DeviceRemoval::Removed {
                 endpoint_is_ours: true,
             }),
             Err(err) => match cancellation_codes(&err) {
-                Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
-                    Ok(DeviceRemoval::Gone)
-                }
+                Some(codes) if failed(&codes, RECORD) => Ok(DeviceRemoval::Gone),
                 // The claim already belongs to another device, and with it the
                 // endpoint (one per push token): ours goes alone.
-                Some(codes) if codes.get(1).is_some_and(|c| c == "ConditionalCheckFailed") => self
-                    .client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key(keys::device(&device.owner, &device.id))))
-                    .return_values(ReturnValue::AllOld)
-                    .send()
-                    .await
-                    .map(|out| match out.attributes {
-                        Some(_) => DeviceRemoval::Removed {
+                Some(codes) if failed(&codes, CLAIM) => {
+                    let alone = vec![
+                        self.delete(record, Some("attribute_exists(pk)"), vec![])?,
+                        self.count_devices(&device.owner, -1, None)?,
+                    ];
+                    match self.transact(alone).await {
+                        Ok(()) => Ok(DeviceRemoval::Removed {
                             endpoint_is_ours: false,
-                        },
-                        None => DeviceRemoval::Gone,
-                    })
-                    .map_err(|e| port_error("DeleteItem", e)),
+                        }),
+                        Err(err)
+                            if cancellation_codes(&err).is_some_and(|c| failed(&c, RECORD)) =>
+                        {
+                            Ok(DeviceRemoval::Gone)
+                        }
+                        Err(err) => Err(port_error("TransactWriteItems", err)),
+                    }
+                }
                 _ => Err(port_error("TransactWriteItems", err)),
             },
         }
@@ -930,6 +980,10 @@ impl Store for DynamoStore {
         let counter = match limit_key {
             LimitKey::TokenCreations { account_id } => keys::token_counter(account_id, window),
             LimitKey::Signups => keys::signup_counter(window),
+            LimitKey::SignupsFrom { source } => keys::signup_source_counter(source, window),
+            LimitKey::DeviceRegistrations { account_id } => {
+                keys::device_registration_counter(account_id, window)
+            }
         };
         let counted = self
             .client
@@ -1135,7 +1189,11 @@ fn alive_account(item: &Item, account_id: &str) -> bool {
 impl DynamoStore {
     /// The two puts that store an API key: the item a request's key is
     /// looked up by, and the account's copy of it.
-    fn key_puts(&self, k: &ApiKeyRecord) -> Result<Vec<TransactWriteItem>, PortError> {
+    fn key_puts(
+        &self,
+        k: &ApiKeyRecord,
+        created_us: Micros,
+    ) -> Result<Vec<TransactWriteItem>, PortError> {
         let (pk, sk) = keys::api_key(&k.key_hash);
         let lookup = KeyItem {
             pk,
@@ -1149,6 +1207,7 @@ impl DynamoStore {
             pk,
             sk,
             key_hash: k.key_hash.clone(),
+            created_us,
         };
         Ok(vec![
             self.put(to_item(&lookup)?, None, vec![])?,

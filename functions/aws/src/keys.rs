@@ -12,6 +12,10 @@
 //! | whitelist token (the owner's) | `ACCT#<account id>` | `TOKEN#<token>` |                   |
 //! | token creations in a window | `ACCT#<account id>` | `LIMIT#TOKENS#<window>` |            |
 //! | sign-ups in a window | `LIMIT#SIGNUPS`       | `LIMIT#<window>` |                         |
+//! | sign-ups from one source in a window | `LIMIT#SIGNUPS#<hmac(source)>` | `LIMIT#<window>` | |
+//! | new devices in a window | `ACCT#<account id>` | `LIMIT#DEVICES#<window>` |                |
+//! | the account's device count | `ACCT#<account id>` | `COUNT#DEVICES` |                     |
+//! | the day's salt for source addresses | `SALT#<day>` | `SALT`  |                          |
 //!
 //! Account and token items also carry a sliding log of failed logins or
 //! knocks (`h0`, `h1`, ...); counter items carry `hits` and expire by TTL
@@ -78,6 +82,30 @@ pub fn endpoint(endpoint_arn: &str) -> String {
 /// The service-wide counter of account creations in one fixed window.
 pub fn signup_counter(window: i64) -> (String, String) {
     ("LIMIT#SIGNUPS".into(), format!("{LIMIT_PREFIX}{window}"))
+}
+
+/// The counter of sign-ups from one source (a keyed hash of its address).
+pub fn signup_source_counter(source: &str, window: i64) -> (String, String) {
+    (
+        format!("LIMIT#SIGNUPS#{source}"),
+        format!("{LIMIT_PREFIX}{window}"),
+    )
+}
+
+/// The counter of an account's new devices in one fixed window.
+pub fn device_registration_counter(account_id: &str, window: i64) -> (String, String) {
+    (owner(account_id), format!("{LIMIT_PREFIX}DEVICES#{window}"))
+}
+
+/// How many devices an account has (attribute `n`), kept by the device
+/// transactions themselves.
+pub fn device_count(account_id: &str) -> (String, String) {
+    (owner(account_id), "COUNT#DEVICES".into())
+}
+
+/// The random salt of one day (days since the epoch).
+pub fn salt(day: i64) -> (String, String) {
+    (format!("SALT#{day}"), "SALT".into())
 }
 
 /// The counter of an account's token creations in one fixed window; in the

@@ -53,6 +53,12 @@ pub fn api_request(req: &Request) -> Option<ApiRequest> {
             .lambda_context_ref()
             .and_then(|c| i64::try_from(c.deadline).ok())
             .map(|ms| ms.saturating_mul(1_000)),
+        source_ip: match req.request_context_ref() {
+            Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => {
+                context.http.source_ip.clone()
+            }
+            _ => None,
+        },
     })
 }
 

@@ -6,6 +6,7 @@
 //! reached exactly as AWS is, with no special code path.
 
 pub mod config;
+mod counts;
 mod deletion;
 pub mod dynamo;
 pub mod errors;

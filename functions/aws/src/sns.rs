@@ -111,10 +111,11 @@ impl SnsGateway {
             // attributes." — adopt that endpoint.
             // Any other invalid parameter is the token itself (the
             // application ARN is ours and known good): the client's to fix.
-            Err(e) if e.code() == Some("InvalidParameter") => e
-                .message()
-                .and_then(existing_endpoint_arn)
-                .ok_or_else(|| PortError::Refused("CreatePlatformEndpoint: InvalidParameter".into())),
+            Err(e) if e.code() == Some("InvalidParameter") => {
+                e.message().and_then(existing_endpoint_arn).ok_or_else(|| {
+                    PortError::Refused("CreatePlatformEndpoint: InvalidParameter".into())
+                })
+            }
             Err(e) => Err(port_error("CreatePlatformEndpoint", e)),
         }
     }

@@ -85,11 +85,41 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
     let mut backoff = Backoff::for_request(deps, req);
     let mut state = Attempts::default();
     loop {
-        match signup_or_login(deps, &username, &password, &email, &mut state).await {
+        let attempt = signup_or_login(
+            deps,
+            &username,
+            &password,
+            &email,
+            req.source_ip.as_deref(),
+            &mut state,
+        );
+        match attempt.await {
             Err(ApiError::Conflict(what)) => backoff.after_conflict(what).await?,
             other => return other,
         }
     }
+}
+
+/// Counts a sign-up against its source's limit: a keyed hash of the
+/// source's network under the day's random salt (shared by every instance
+/// through the table), so no address is stored and yesterday's counters
+/// cannot be linked to today's.
+async fn count_source(deps: &Deps, source_ip: Option<&str>) -> Result<(), ApiError> {
+    let limit = deps.settings.signup_source_limit;
+    let Some(ip) = source_ip.filter(|_| limit.max > 0) else {
+        return Ok(());
+    };
+    let now = deps.clock.now_us();
+    let salt = deps
+        .store
+        .daily_salt(now.div_euclid(86_400_000_000))
+        .await?;
+    let source = secrets::keyed_hash(&salt, &secrets::source_network(ip));
+    let admission = deps
+        .store
+        .count_hit(&LimitKey::SignupsFrom { source }, now, limit)
+        .await?;
+    refuse_if_limited(admission, "SignupsPerSource")
 }
 
 /// What earlier attempts of one `POST accounts/` already did.
@@ -106,6 +136,7 @@ async fn signup_or_login(
     username: &str,
     password: &str,
     email: &str,
+    source_ip: Option<&str>,
     state: &mut Attempts,
 ) -> Result<ApiResponse, ApiError> {
     if let Some(account) = deps.store.get_account(username).await? {
@@ -122,6 +153,7 @@ async fn signup_or_login(
         return login(deps, &account, password, state).await;
     }
     if !state.signup_counted {
+        count_source(deps, source_ip).await?;
         let admission = deps
             .store
             .count_hit(
@@ -231,6 +263,20 @@ async fn login(
         Admission::Limited {
             retry_after_seconds,
         } => return Err(ApiError::rate_limited("FailedLogins", retry_after_seconds)),
+    }
+    // Keys are capped: the oldest beyond the newest N are revoked. The
+    // login has succeeded either way; a failure here leaves extra keys for
+    // the next login to revoke.
+    match deps
+        .store
+        .trim_api_keys(&account.id, deps.settings.api_key_limit)
+        .await
+    {
+        Ok(0) => {}
+        Ok(revoked) => tracing::info!(account = %account.id, revoked, "oldest API keys revoked"),
+        Err(e) => {
+            tracing::warn!(account = %account.id, error = %e, "could not revoke old API keys")
+        }
     }
     let mut body = account_json(&account.id, &account.username, &account.email);
     body["token"] = Value::String(key);

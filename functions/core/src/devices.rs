@@ -4,12 +4,14 @@
 use serde_json::{json, Value};
 
 use crate::accounts::authenticate;
-use crate::error::ApiError;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::{refuse_if_limited, ApiError};
 use crate::fields::Fields;
 use crate::model::ApiKeyRecord;
 use crate::model::{DeviceKind, DeviceRecord};
 use crate::page::page;
-use crate::ports::{ClaimChange, DeviceRemoval, DeviceWrite};
+use crate::ports::{ClaimChange, DeviceRemoval, DeviceWrite, LimitKey};
 use crate::request::{ApiRequest, ApiResponse};
 use crate::retry::{deadline_of, retry_conflicts};
 use crate::time::format_timestamp;
@@ -156,8 +158,9 @@ pub async fn register(
             "validated registration_id missing".into(),
         ));
     };
+    let counted = AtomicBool::new(false);
     retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
-        register_attempt(deps, &caller, kind, &input, &registration_id)
+        register_attempt(deps, &caller, kind, &input, &registration_id, &counted)
     })
     .await
 }
@@ -169,6 +172,7 @@ async fn register_attempt(
     kind: DeviceKind,
     input: &DeviceInput,
     registration_id: &str,
+    counted: &AtomicBool,
 ) -> Result<ApiResponse, ApiError> {
     let owner = &caller.account_id;
     let claim = deps.store.get_claim(kind, registration_id).await?;
@@ -187,12 +191,28 @@ async fn register_attempt(
         let write = DeviceWrite {
             device: device.clone(),
             owner_username: caller.username.clone(),
+            device_limit: deps.settings.device_limit,
             is_new: false,
             claim: ClaimChange::Keep,
             release_claim_of: None,
         };
         deps.store.save_device(&write).await?;
         return Ok(ApiResponse::json(200, device_json(&device)));
+    }
+    // A new device: counted once against the account's registration limit,
+    // however many attempts it takes.
+    if !counted.swap(true, Ordering::SeqCst) {
+        let admission = deps
+            .store
+            .count_hit(
+                &LimitKey::DeviceRegistrations {
+                    account_id: owner.clone(),
+                },
+                deps.clock.now_us(),
+                deps.settings.device_registration_limit,
+            )
+            .await?;
+        refuse_if_limited(admission, "DeviceRegistrations")?;
     }
     let endpoint_arn = deps
         .push
@@ -216,6 +236,7 @@ async fn register_attempt(
     let write = DeviceWrite {
         device: device.clone(),
         owner_username: caller.username.clone(),
+        device_limit: deps.settings.device_limit,
         is_new: true,
         claim: claim_change.clone(),
         release_claim_of: None,
@@ -335,6 +356,7 @@ async fn update_attempt(
     let mut write = DeviceWrite {
         device: device.clone(),
         owner_username: caller.username.clone(),
+        device_limit: deps.settings.device_limit,
         is_new: false,
         claim: ClaimChange::Keep,
         release_claim_of: None,

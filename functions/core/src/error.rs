@@ -174,6 +174,10 @@ impl From<WriteConflict> for ApiError {
             WriteConflict::Conflict => ApiError::Conflict("a conditional write lost a race".into()),
             // The key's account is being deleted: the key is about to go too.
             WriteConflict::AccountGone => ApiError::Unauthenticated("Invalid token."),
+            WriteConflict::DeviceLimit => ApiError::field(
+                "registration_id",
+                "This account has as many devices as it may have: delete one first.",
+            ),
             WriteConflict::Port(e) => e.into(),
         }
     }

@@ -139,23 +139,15 @@ pub async fn deliver(
         return Err(ApiError::NotFound);
     }
     let active: Vec<&DeviceRecord> = devices.iter().filter(|d| d.active).collect();
-    let publishes = active.iter().map(|device| async move {
-        let push = push_for(device.kind, token, data, priority);
-        if push.apns_push_type.is_some() && push.payload.len() >= APNS_MAX_PAYLOAD_BYTES {
-            return Err(PublishError::Port(PortError::Internal(
-                "APNs payload too large".into(),
-            )));
-        }
-        match deps
-            .push
-            .publish(&device.endpoint_arn, device.kind, &push)
-            .await
-        {
-            Err(PublishError::Gone) => reattach(deps, device, &push).await,
-            other => other.map(|()| false),
-        }
-    });
-    let results = futures_util::future::join_all(publishes).await;
+    // In batches of at most `publish_concurrency` concurrent publishes (by
+    // default the device cap: one batch).
+    let mut results = Vec::with_capacity(active.len());
+    for batch in active.chunks(deps.settings.publish_concurrency.max(1)) {
+        let publishes = batch
+            .iter()
+            .map(|device| publish_to(deps, device, token, data, priority));
+        results.extend(futures_util::future::join_all(publishes).await);
+    }
 
     let mut delivery = Delivery::default();
     let mut dead = Vec::new();
@@ -209,6 +201,31 @@ pub async fn deliver(
         }
     }
     Ok(delivery)
+}
+
+/// Publishes a knock to one device: `Ok(true)` when its endpoint had to be
+/// re-created first (see [`reattach`]).
+async fn publish_to(
+    deps: &Deps,
+    device: &DeviceRecord,
+    token: &str,
+    data: &Value,
+    priority: Priority,
+) -> Result<bool, PublishError> {
+    let push = push_for(device.kind, token, data, priority);
+    if push.apns_push_type.is_some() && push.payload.len() >= APNS_MAX_PAYLOAD_BYTES {
+        return Err(PublishError::Port(PortError::Internal(
+            "APNs payload too large".into(),
+        )));
+    }
+    match deps
+        .push
+        .publish(&device.endpoint_arn, device.kind, &push)
+        .await
+    {
+        Err(PublishError::Gone) => reattach(deps, device, &push).await,
+        other => other.map(|()| false),
+    }
 }
 
 /// A device whose endpoint is gone although its record still names it: a

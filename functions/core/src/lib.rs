@@ -46,6 +46,18 @@ pub struct Settings {
     pub token_limit: Limit,
     /// Accounts the whole service creates per window.
     pub signup_limit: Limit,
+    /// API keys an account keeps: a login beyond that revokes the oldest.
+    pub api_key_limit: u32,
+    /// Devices an account may have at once (a cap, not a rate).
+    pub device_limit: u32,
+    /// New devices one account may register per window.
+    pub device_registration_limit: Limit,
+    /// Live whitelist tokens an account may have at once.
+    pub live_token_limit: u32,
+    /// Sign-ups per source address (IPv6: per /64) per window.
+    pub signup_source_limit: Limit,
+    /// Publishes one knock has in flight at once.
+    pub publish_concurrency: usize,
     /// The priority of a knock that names none (PROTOCOL.md: the operator's
     /// choice, `high` unless configured otherwise).
     pub default_priority: payload::Priority,
@@ -129,11 +141,25 @@ impl Default for Settings {
                 max: 200,
                 window: Duration::from_secs(3600),
             },
+            // A ceiling for the whole service, far above what the
+            // per-source limit lets one source reach.
             signup_limit: Limit {
                 max: 1000,
                 window: Duration::from_secs(60),
             },
             default_priority: payload::Priority::High,
+            api_key_limit: 100,
+            device_limit: 20,
+            device_registration_limit: Limit {
+                max: 30,
+                window: Duration::from_secs(3600),
+            },
+            live_token_limit: 500,
+            signup_source_limit: Limit {
+                max: 20,
+                window: Duration::from_secs(3600),
+            },
+            publish_concurrency: 20,
         }
     }
 }

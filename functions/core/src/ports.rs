@@ -36,6 +36,10 @@ pub enum LimitKey {
     TokenCreations { account_id: String },
     /// Account creations, service-wide.
     Signups,
+    /// Account creations from one source (a keyed hash of its address).
+    SignupsFrom { source: String },
+    /// New devices of one account.
+    DeviceRegistrations { account_id: String },
 }
 
 /// The outcome of counting a hit against a limit.
@@ -87,6 +91,8 @@ pub enum ClaimChange {
 #[derive(Debug, Clone)]
 pub struct DeviceWrite {
     pub device: DeviceRecord,
+    /// A new device counts against its owner's cap: at most this many.
+    pub device_limit: u32,
     /// The owner's username: the write requires that account to exist and not
     /// to be being deleted.
     pub owner_username: String,
@@ -105,6 +111,9 @@ pub enum WriteConflict {
     /// The owning account is gone or being deleted: nothing may be added to it.
     #[error("account gone")]
     AccountGone,
+    /// The owning account has as many devices as it may have.
+    #[error("device limit reached")]
+    DeviceLimit,
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -137,6 +146,9 @@ pub trait Store: Send + Sync {
         now_us: Micros,
         limit: Limit,
     ) -> Result<Admission, PortError>;
+    /// Keeps the newest `keep` API keys of an account and revokes the rest;
+    /// returns how many were revoked.
+    async fn trim_api_keys(&self, account_id: &str, keep: u32) -> Result<usize, PortError>;
     async fn get_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, PortError>;
     /// Marks the account as being deleted, from which moment nothing can be
     /// added to it (keys, devices; tokens need a device). `false` when there
@@ -204,6 +216,11 @@ pub trait Store: Send + Sync {
         now_us: Micros,
         limit: Limit,
     ) -> Result<Admission, PortError>;
+    /// How many of `owner`'s tokens are live at `now_us`.
+    async fn count_live_tokens(&self, owner: &str, now_us: Micros) -> Result<usize, PortError>;
+    /// The random salt of day `day` (days since the epoch) for hashing
+    /// source addresses: created once, by whichever instance needs it first.
+    async fn daily_salt(&self, day: i64) -> Result<String, PortError>;
     async fn list_tokens(&self, owner: &str) -> Result<Vec<TokenRecord>, PortError>;
     /// Renames a live token of `owner`; `None` when there is none.
     async fn rename_token(

@@ -28,6 +28,9 @@ pub struct ApiRequest {
     /// the Lambda invocation's deadline; `None` where there is none (the
     /// local router), which gives [`crate::retry::DEFAULT_BUDGET`].
     pub deadline_us: Option<crate::time::Micros>,
+    /// The client's address as API Gateway saw it (`requestContext.http.
+    /// sourceIp`; the local router: the peer). Counted, never stored.
+    pub source_ip: Option<String>,
 }
 
 impl ApiRequest {

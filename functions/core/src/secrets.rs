@@ -30,6 +30,32 @@ pub fn sha256_hex(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
+/// HMAC-SHA256 of `message` under `key`, as hex: how a source address is
+/// counted without being stored (the key is the day's random salt).
+pub fn keyed_hash(key: &str, message: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key.as_bytes()) else {
+        // HMAC takes keys of any length; kept total all the same.
+        return sha256_hex(&format!("{key}/{message}"));
+    };
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The network a source address is counted as: an IPv4 address itself, an
+/// IPv6 address's /64 (one subscriber's usual allocation). Anything else as
+/// given.
+pub fn source_network(source_ip: &str) -> String {
+    match source_ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Err(_) => source_ip.to_string(),
+    }
+}
+
 /// argon2id with OWASP's baseline parameters (19 MiB, 2 passes, 1 lane).
 fn argon2() -> Argon2<'static> {
     let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();

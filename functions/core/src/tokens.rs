@@ -108,6 +108,20 @@ pub async fn create(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErr
         .count_hit(&counter, deps.clock.now_us(), deps.settings.token_limit)
         .await?;
     refuse_if_limited(admission, "TokenCreations")?;
+    // The cap on live tokens keeps every read of them bounded. Counted before
+    // the write: concurrent creations can pass it together, at most by the
+    // creations in flight (which the creation limit bounds).
+    let cap = deps.settings.live_token_limit;
+    if deps
+        .store
+        .count_live_tokens(&owner, deps.clock.now_us())
+        .await?
+        >= cap as usize
+    {
+        return Err(ApiError::non_field(format!(
+            "This account has {cap} live tokens, the most it may have: revoke one first."
+        )));
+    }
     retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
         create_attempt(deps, &device, name.clone())
     })

@@ -46,7 +46,10 @@ pub async fn route(deps: Deps, req: ApiRequest) -> ApiResponse {
             (Some(kind), "PUT") => devices::update(deps, req, kind, id, false).await,
             (Some(kind), "PATCH") => devices::update(deps, req, kind, id, true).await,
             (Some(kind), "DELETE") => devices::delete(deps, req, kind, id).await,
-            _ => Err(ApiError::method_not_allowed(method, "GET, PUT, PATCH, DELETE")),
+            _ => Err(ApiError::method_not_allowed(
+                method,
+                "GET, PUT, PATCH, DELETE",
+            )),
         },
         _ => Err(ApiError::NotFound),
     };

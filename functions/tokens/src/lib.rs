@@ -27,7 +27,10 @@ pub async fn route(deps: Deps, req: ApiRequest) -> ApiResponse {
             "PUT" => tokens::rename(deps, req, token, false).await,
             "PATCH" => tokens::rename(deps, req, token, true).await,
             "DELETE" => tokens::revoke(deps, req, token).await,
-            _ => Err(ApiError::method_not_allowed(method, "GET, PUT, PATCH, DELETE")),
+            _ => Err(ApiError::method_not_allowed(
+                method,
+                "GET, PUT, PATCH, DELETE",
+            )),
         },
         _ => Err(ApiError::NotFound),
     };

@@ -11,6 +11,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
 use push_core::Deps;
 use tokio::net::TcpListener;
@@ -40,6 +42,7 @@ fn json_response(status: u16, body: &str) -> hyper::Response<Full<Bytes>> {
 pub async fn dispatch(
     state: &State,
     req: hyper::Request<Incoming>,
+    peer: SocketAddr,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
@@ -92,9 +95,13 @@ pub async fn dispatch(
     for (k, v) in pairs {
         query.entry(k).or_default().push(v);
     }
+    // As API Gateway reports the client's address (`requestContext.http.sourceIp`).
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.http.source_ip = Some(peer.ip().to_string());
     let request = request
         .with_query_string_parameters(query)
-        .with_path_parameters(params.into_iter().collect::<HashMap<_, _>>());
+        .with_path_parameters(params.into_iter().collect::<HashMap<_, _>>())
+        .with_request_context(RequestContext::ApiGatewayV2(context));
 
     let response = match route.function.as_str() {
         "RegisterFunction" => register::handle(&state.deps, request).await,
@@ -145,7 +152,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer): (_, SocketAddr) = tokio::select! {
+        let (stream, peer): (_, SocketAddr) = tokio::select! {
             accepted = listener.accept() => accepted?,
             _ = &mut shutdown => return Ok(()),
         };
@@ -153,7 +160,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(dispatch(&state, req).await) }
+                async move { Ok::<_, Infallible>(dispatch(&state, req, peer).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

@@ -190,10 +190,14 @@ pub async fn device_deletion_racing_token_creation(api: &Api, model: Model) {
                 "a knock with a token of a deleted device",
             );
         }
-        assert!(
-            endpoints_for(&push_token).await.is_empty(),
-            "no endpoint left"
-        );
+        // With faults, an endpoint whose deletion failed after its record's
+        // is left behind (logged; the next registration adopts it).
+        if model == Model::Conflicts {
+            assert!(
+                endpoints_for(&push_token).await.is_empty(),
+                "no endpoint left"
+            );
+        }
     }
 }
 

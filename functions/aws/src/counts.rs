@@ -1,0 +1,150 @@
+//! The store's caps and counts: an account's device count (kept by the
+//! device transactions), its API keys beyond the cap, its live tokens, and
+//! the day's salt for hashing source addresses.
+
+use aws_sdk_dynamodb::types::{AttributeValue, Select, TransactWriteItem, Update};
+use push_core::ports::PortError;
+use push_core::time::Micros;
+use serde::{Deserialize, Serialize};
+
+use crate::dynamo::{build_err, conditional_failed, from_item, key, s, to_item, DynamoStore, Item};
+use crate::errors::port_error;
+use crate::keys;
+
+#[derive(Serialize, Deserialize)]
+struct SaltItem {
+    pk: String,
+    sk: String,
+    salt: String,
+    expires_at: i64,
+}
+
+impl DynamoStore {
+    /// The transaction slot that adds `delta` to an account's device count;
+    /// with `cap`, on condition that the count is below it.
+    pub(crate) fn count_devices(
+        &self,
+        account_id: &str,
+        delta: i64,
+        cap: Option<u32>,
+    ) -> Result<TransactWriteItem, PortError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::device_count(account_id))))
+            .update_expression("ADD n :delta")
+            .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()));
+        if let Some(cap) = cap {
+            update = update
+                .condition_expression("attribute_not_exists(n) OR n < :cap")
+                .expression_attribute_values(":cap", AttributeValue::N(cap.to_string()));
+        }
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(build_err)?)
+            .build())
+    }
+
+    pub(crate) async fn revoke_oldest_keys(
+        &self,
+        account_id: &str,
+        keep: u32,
+    ) -> Result<usize, PortError> {
+        let mut owned = self
+            .query_partition(keys::owner(account_id), keys::KEY_PREFIX)
+            .await?;
+        let excess = owned.len().saturating_sub(keep as usize);
+        if excess == 0 {
+            return Ok(0);
+        }
+        let created = |item: &Item| match item.get("created_us") {
+            Some(AttributeValue::N(n)) => n.parse::<Micros>().unwrap_or(0),
+            _ => 0,
+        };
+        owned.sort_by_key(created);
+        let mut doomed = Vec::new();
+        for item in &owned[..excess] {
+            if let Some(AttributeValue::S(hash)) = item.get("key_hash") {
+                doomed.push(key(keys::api_key(hash)));
+            }
+            doomed.push(DynamoStore::item_key(item));
+        }
+        self.delete_all(doomed).await?;
+        Ok(excess)
+    }
+
+    pub(crate) async fn live_tokens(
+        &self,
+        owner: &str,
+        now_us: Micros,
+    ) -> Result<usize, PortError> {
+        let mut count = 0usize;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .filter_expression("expires_us > :now")
+                .expression_attribute_values(":pk", s(keys::owner(owner)))
+                .expression_attribute_values(":prefix", s(keys::TOKEN_PREFIX))
+                .expression_attribute_values(":now", AttributeValue::N(now_us.to_string()))
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| port_error("Query", e))?;
+            count += usize::try_from(out.count).unwrap_or(0);
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(count),
+            }
+        }
+    }
+
+    pub(crate) async fn salt_of_day(&self, day: i64) -> Result<String, PortError> {
+        let cached = self.salt.lock().ok().and_then(|c| c.clone());
+        if let Some((d, salt)) = cached {
+            if d == day {
+                return Ok(salt);
+            }
+        }
+        let salt = self.read_or_create_salt(day).await?;
+        if let Ok(mut cache) = self.salt.lock() {
+            *cache = Some((day, salt.clone()));
+        }
+        Ok(salt)
+    }
+
+    async fn read_or_create_salt(&self, day: i64) -> Result<String, PortError> {
+        let item_key = key(keys::salt(day));
+        if let Some(item) = self.get(item_key.clone()).await? {
+            return Ok(from_item::<SaltItem>(item)?.salt);
+        }
+        let (pk, sk) = keys::salt(day);
+        let fresh = SaltItem {
+            pk,
+            sk,
+            salt: push_core::secrets::new_api_key(),
+            // Gone a day after its day ends.
+            expires_at: (day + 2) * 86_400,
+        };
+        let created = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&fresh)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(fresh.salt),
+            // Another instance made it first: everyone uses that one.
+            Err(e) if conditional_failed(&e) => match self.get(item_key).await? {
+                Some(item) => Ok(from_item::<SaltItem>(item)?.salt),
+                None => Err(PortError::Conflict("salt vanished".into())),
+            },
+            Err(e) => Err(port_error("PutItem", e)),
+        }
+    }
+}
