@@ -29,14 +29,14 @@ PY
 
 rm -f "$out/fuzz.har"
 status=0
-SCHEMATHESIS_TELEMETRY=false "$VENV/bin/schemathesis" run openapi.yaml \
+SCHEMATHESIS_TELEMETRY=false "$VENV/bin/schemathesis" --config-file infra/schemathesis.toml run openapi.yaml \
   --url "$base" \
   --header "Authorization: Token $key" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,positive_data_acceptance,unsupported_method \
   --max-examples "$examples" \
   --seed 20261127 \
   --workers 1 \
-  --phases examples,coverage,fuzzing \
+  --phases examples,coverage,fuzzing,stateful \
   --report har --report-har-path "$out/fuzz.har" \
   --warnings off \
   >"$out/schemathesis.log" 2>&1 || status=$?
@@ -49,7 +49,8 @@ server_errors = sum(1 for s in statuses if s >= 500)
 by_class = {}
 for s in statuses:
     by_class[f"{s // 100}xx"] = by_class.get(f"{s // 100}xx", 0) + 1
-print(f"fuzz: {len(statuses)} requests, {server_errors} 5xx ({', '.join(f'{k}: {v}' for k, v in sorted(by_class.items()))})")
+ok_share = 100 * by_class.get("2xx", 0) / max(1, len(statuses))
+print(f"fuzz: {len(statuses)} requests, {server_errors} 5xx, {ok_share:.0f}% 2xx ({', '.join(f'{k}: {v}' for k, v in sorted(by_class.items()))})")
 sys.exit(1 if server_errors else 0)
 PY
 if [ "$status" -ne 0 ]; then

@@ -121,8 +121,12 @@ case "$cmd" in
     export EMULATOR_INDEX_LAG_MS=${EMULATOR_INDEX_LAG_MS:-300}
     # Push tokens the tests want refused by "the push service".
     export EMULATOR_REFUSED_TOKEN_PREFIX=refused
-    # The suite signs up hundreds of accounts from 127.0.0.1.
+    # The suite signs up hundreds of accounts from 127.0.0.1, and the fuzzer
+    # registers hundreds of devices to one account; the caps themselves are
+    # tested on routers of their own (tests/tests/quotas.rs).
     export SIGNUP_PER_SOURCE_LIMIT=${SIGNUP_PER_SOURCE_LIMIT:-1000000}
+    export DEVICE_LIMIT=${DEVICE_LIMIT:-100000} DEVICE_REGISTRATION_LIMIT=${DEVICE_REGISTRATION_LIMIT:-1000000}
+    export PUBLISH_CONCURRENCY=${PUBLISH_CONCURRENCY:-50}
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     start_emulator "$(free_port)"
