@@ -383,6 +383,14 @@ async fn in_process_deps() -> Deps {
             max: 0,
             ..defaults.signup_limit
         },
+        // Room for the 50-device row (the default cap is 20), published in
+        // one batch.
+        device_limit: 50,
+        publish_concurrency: 50,
+        device_registration_limit: push_core::Limit {
+            max: 0,
+            ..defaults.device_registration_limit
+        },
         ..defaults.clone()
     };
     let config = AppConfig {
@@ -475,6 +483,82 @@ async fn owner_with_devices(deps: &Deps, n: usize) -> String {
         .to_string()
 }
 
+/// Deleting an account at every cap at once (100 API keys, 20 devices, 500
+/// live tokens), in-process against the emulator: the worst case a
+/// `DELETE accounts/<name>/` has to finish within one request's budget.
+/// Returns the milliseconds it took and what was deleted.
+async fn deletion_at_caps() -> (f64, String) {
+    let deps = in_process_deps().await;
+    let caps = Settings::default();
+    let name = username();
+    let body = json!({"username": name, "password": "p"});
+    let mut key = String::new();
+    for _ in 0..caps.api_key_limit {
+        let r = push_core::accounts::create_or_login(
+            &deps,
+            &api_request("POST", &["accounts"], None, body.clone()),
+        )
+        .await
+        .expect("login");
+        key = r
+            .body
+            .as_ref()
+            .and_then(|b| b["token"].as_str())
+            .unwrap_or_default()
+            .to_string();
+    }
+    let mut devices = Vec::new();
+    for _ in 0..caps.device_limit {
+        let r = push_core::devices::register(
+            &deps,
+            &api_request(
+                "POST",
+                &["device", "apns"],
+                Some(&key),
+                json!({"registration_id": apns_token()}),
+            ),
+            DeviceKind::Apns,
+        )
+        .await
+        .expect("device");
+        devices.push(
+            r.body
+                .as_ref()
+                .and_then(|b| b["id"].as_str())
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    for i in 0..caps.live_token_limit as usize {
+        let device = &devices[i % devices.len()];
+        push_core::tokens::create(
+            &deps,
+            &api_request(
+                "POST",
+                &["tokens"],
+                Some(&key),
+                json!({"apns_device": device}),
+            ),
+        )
+        .await
+        .expect("token");
+    }
+    let t = Instant::now();
+    let r = push_core::accounts::delete_named(
+        &deps,
+        &api_request("DELETE", &["accounts", &name], Some(&key), Value::Null),
+        &name,
+    )
+    .await;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(r.map(|r| r.status).ok(), Some(204), "deleted");
+    let what = format!(
+        "{} API keys, {} devices and their endpoints, {} live tokens",
+        caps.api_key_limit, caps.device_limit, caps.live_token_limit
+    );
+    (ms, what)
+}
+
 /// Runs `f` on a current-thread Tokio runtime of its own, as the Lambda
 /// binaries run their handlers (one request at a time, no cross-thread
 /// wake-ups).
@@ -521,7 +605,7 @@ async fn in_process_knocks() -> InProcess {
     let deps = in_process_deps().await;
     let (mut rows, mut base_p50, mut fan10) = (String::new(), 0.0, 0.0);
     let mut cpu_token = String::new();
-    for n in [1usize, 10, 50] {
+    for n in [1usize, 10, Settings::default().device_limit as usize, 50] {
         let token = owner_with_devices(&deps, n).await;
         let mut samples = Vec::new();
         for _ in 0..50 {
@@ -873,6 +957,8 @@ async fn main() {
     writeln!(out, "\n## Knock fan-out (in-process, publishes answered after {SIMULATED_PUBLISH_MS} ms, 50 knocks each)\n\nThe knock handler with the real DynamoDB store on a current-thread Tokio runtime, as the Lambda binaries run it.\n\n| devices | p50 | p99 | p50 relative to 1 device |\n| ---: | ---: | ---: | ---: |").ok();
     let in_process = on_lambda_runtime(in_process_knocks);
     out.push_str(&in_process.rows);
+    let (deletion_ms, deleted) = on_lambda_runtime(deletion_at_caps);
+    writeln!(out, "\n## Account deletion at every cap\n\n{deleted}, deleted by one `DELETE accounts/<name>/` in-process against the emulator (each call slower than DynamoDB's): {deletion_ms:.0} ms, against a budget of 10 s (the functions' timeout) less 2.5 s kept in hand.").ok();
     let fan10 = in_process.fan10;
     let base_p50 = in_process.base_p50;
     let cpu_ms = in_process.cpu_ms;
