@@ -27,7 +27,7 @@ fuzz:
 ## Formatting and lints as CI checks them.
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 ## The template as AWS would judge it: SAM's validator with its linter, and cfn-lint.
 lint-template: deploy-tools

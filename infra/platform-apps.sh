@@ -11,15 +11,19 @@
 #     --apns-key AuthKey_ABCDE12345.p8 --key-id ABCDE12345 \
 #     --team-id TEAMID1234 --bundle-id org.chatsecure.ChatSecure \
 #     [--sandbox] [--fcm-service-account firebase-adminsdk.json] \
-#     [--events-topic arn:aws:sns:REGION:ACCOUNT:TOPIC]
+#     [--events-topic arn:aws:sns:REGION:ACCOUNT:TOPIC] [--region REGION]
 #
 # --sandbox           development builds (APNS_SANDBOX); default production (APNS)
 # --events-topic      SNS topic for EventDeliveryFailure, EventEndpointUpdated and
 #                     EventEndpointDeleted (where SNS reports dead tokens)
-# The AWS CLI's usual configuration applies (AWS_PROFILE, AWS_REGION, ...).
+# --region            the stack's region; default AWS_REGION, then AWS_DEFAULT_REGION
+# The AWS CLI's usual configuration applies (AWS_PROFILE, credentials, ...).
+# Any AWS error stops the script with a non-zero exit and the CLI's message.
 set -euo pipefail
+# A failure inside $(...) stops the script too.
+shopt -s inherit_errexit
 
-name="" apns_key="" key_id="" team_id="" bundle_id="" sandbox=0 fcm="" topic=""
+name="" apns_key="" key_id="" team_id="" bundle_id="" sandbox=0 fcm="" topic="" region=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --name) name=$2; shift 2 ;;
@@ -30,7 +34,8 @@ while [ $# -gt 0 ]; do
     --sandbox) sandbox=1; shift ;;
     --fcm-service-account) fcm=$2; shift 2 ;;
     --events-topic) topic=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --region) region=$2; shift 2 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -43,6 +48,19 @@ done
 [ -r "$apns_key" ] || { echo "cannot read the APNs key $apns_key" >&2; exit 2; }
 [ -z "$fcm" ] || [ -r "$fcm" ] || { echo "cannot read the FCM service account $fcm" >&2; exit 2; }
 command -v aws >/dev/null || { echo "the AWS CLI (aws) is required" >&2; exit 2; }
+# The CLI from `make deploy-tools` (v1) reads AWS_DEFAULT_REGION only, so the
+# region is always passed explicitly.
+region=${region:-${AWS_REGION:-${AWS_DEFAULT_REGION:-}}}
+[ -n "$region" ] || { echo "no region: pass --region or set AWS_REGION" >&2; exit 2; }
+
+fail() {
+  echo "platform-apps: $*" >&2
+  exit 1
+}
+
+awscli() {
+  aws --region "$region" "$@" || fail "aws $1 $2 failed (see the message above)"
+}
 
 workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT
@@ -73,14 +91,16 @@ fi
 # ensure_app NAME PLATFORM ATTRIBUTES_FILE: prints the application's ARN.
 ensure_app() {
   local app_name=$1 platform=$2 attrs=$3 arn
-  arn=$(aws sns list-platform-applications --query "PlatformApplications[].PlatformApplicationArn" --output text |
-    tr '\t' '\n' | grep -E ":app/$platform/$app_name\$" || true)
+  local existing
+  existing=$(awscli sns list-platform-applications --query "PlatformApplications[].PlatformApplicationArn" --output text)
+  arn=$(printf '%s\n' "$existing" | tr '\t' '\n' | grep -E ":app/$platform/$app_name\$" || true)
   if [ -n "$arn" ]; then
-    aws sns set-platform-application-attributes --platform-application-arn "$arn" --attributes "file://$attrs" >/dev/null
+    awscli sns set-platform-application-attributes --platform-application-arn "$arn" --attributes "file://$attrs" >/dev/null
     echo "updated $arn" >&2
   else
-    arn=$(aws sns create-platform-application --name "$app_name" --platform "$platform" \
+    arn=$(awscli sns create-platform-application --name "$app_name" --platform "$platform" \
       --attributes "file://$attrs" --query PlatformApplicationArn --output text)
+    [[ "$arn" == arn:*":app/$platform/$app_name" ]] || fail "creating $app_name returned no ARN (got \"$arn\")"
     echo "created $arn" >&2
   fi
   echo "$arn"

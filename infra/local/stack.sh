@@ -40,6 +40,16 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# ensure_free_port PORT VARIABLE: stop with a message if something listens there
+# (say, a stack left running in another terminal, which would otherwise
+# answer this one's readiness checks).
+ensure_free_port() {
+  if ! python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$1" 2>/dev/null; then
+    log "Port $1 is already in use (another stack still running?). Stop it, or choose another port: $2=<port> make run"
+    exit 1
+  fi
+}
+
 # wait_for_url URL SECONDS
 wait_for_url() {
   python3 - "$1" "$2" <<'PY'
@@ -95,6 +105,21 @@ start_router() {
   cat "$out"
 }
 
+# The run's last line: every test of both tiers (unit, black-box) and the
+# fuzz run as one check, in the plain `N passed, M failed` form.
+# summarise FUZZ_STATUS (0: the fuzz run passed or did not run).
+summarise() {
+  local passed failed
+  passed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed' "$LOGDIR/cargo-test.log" | awk '{s += $4} END {print s + 0}')
+  failed=$(grep -Eo '[0-9]+ failed' "$LOGDIR/cargo-test.log" | grep -v '^0 ' | awk '{s += $1} END {print s + 0}')
+  if [ "$1" -eq 0 ] && grep -q '^fuzz:' "$LOGDIR/fuzz.out" 2>/dev/null; then
+    passed=$((passed + 1))
+  elif [ "$1" -ne 0 ]; then
+    failed=$((failed + 1))
+  fi
+  echo "make test: $passed passed, $failed failed"
+}
+
 cmd=${1:-run}
 case "$cmd" in
   env)
@@ -105,6 +130,8 @@ case "$cmd" in
     ;;
   run)
     ensure_emulator
+    ensure_free_port "${AWS_EMULATOR_PORT:-5000}" AWS_EMULATOR_PORT
+    ensure_free_port "${PORT:-3000}" PORT
     cargo build -p local-api
     trap 'cleanup; exit 0' INT TERM
     trap cleanup EXIT
@@ -116,7 +143,7 @@ case "$cmd" in
   test)
     ensure_emulator
     ensure_deploy_tools
-    cargo build --workspace --all-targets
+    cargo build --workspace --all-targets --features api-tests/stack
     # DynamoDB's indexes trail the table; AWS says usually under a second.
     export EMULATOR_INDEX_LAG_MS=${EMULATOR_INDEX_LAG_MS:-300}
     # Push tokens the tests want refused by "the push service".
@@ -134,29 +161,38 @@ case "$cmd" in
     start_router "$router_port"
     export PUSH_API_URL="http://127.0.0.1:$router_port/api/v1/"
     export LOCAL_API_BIN="$ROOT/target/debug/local-api"
-    export LOCAL_API_LOG="$LOGDIR/router-$router_port.log"
-    export LOCAL_API_OUT="$LOGDIR/router-$router_port.out"
     export DEPLOY_TOOLS_BIN="$ROOT/.venv-deploy/bin"
     export EMULATOR_PYTHON="$VENV/bin/python"
     export ROUTER_LOG_DIR="$LOGDIR/routers-$router_port"
     mkdir -p "$ROUTER_LOG_DIR"
     tests_status=0
-    cargo test --workspace --no-fail-fast || tests_status=$?
+    rm -f "$LOGDIR/fuzz.out"
+    cargo test --workspace --features api-tests/stack --no-fail-fast 2>&1 | tee "$LOGDIR/cargo-test.log" || tests_status=$?
     # No request of the whole run may have been answered 500: every one is
     # logged as an internal error by the router that answered it.
     internal=$(cat "$LOGDIR/router-$router_port.log" "$ROUTER_LOG_DIR"/*.log 2>/dev/null |
       grep -c "internal error" || true)
     echo "== internal errors (500) answered in this run: $internal"
-    [ "$internal" -eq 0 ] || exit 1
+    if [ "$internal" -ne 0 ]; then
+      summarise 1
+      exit 1
+    fi
     if [ -n "${EMULATOR_FAULT_RATE:-}" ]; then
       # With faults injected, tests that expect success may see 503: only
       # the absence of 500 is judged.
       echo "== with EMULATOR_FAULT_RATE=$EMULATOR_FAULT_RATE: test status $tests_status (503s allowed), no 500"
       exit 0
     fi
-    [ "$tests_status" -eq 0 ] || exit "$tests_status"
+    if [ "$tests_status" -ne 0 ]; then
+      summarise 0
+      exit "$tests_status"
+    fi
     echo "== fuzzing the API (schemathesis, openapi.yaml)"
-    "$ROOT/infra/fuzz.sh" "http://127.0.0.1:$router_port" "${FUZZ_EXAMPLES:-120}"
+    fuzz_status=0
+    "$ROOT/infra/fuzz.sh" "http://127.0.0.1:$router_port" "${FUZZ_EXAMPLES:-120}" 2>&1 |
+      tee "$LOGDIR/fuzz.out" || fuzz_status=$?
+    summarise "$fuzz_status"
+    exit "$fuzz_status"
     ;;
   bench)
     ensure_emulator

@@ -526,6 +526,9 @@ impl Drop for Emulator {
 pub struct Router {
     child: Child,
     pub api: Api,
+    /// Where its standard output (the metric lines) goes, when `make test`
+    /// gave a log directory (`ROUTER_LOG_DIR`).
+    pub out: Option<std::path::PathBuf>,
 }
 
 impl Router {
@@ -538,13 +541,20 @@ impl Router {
         let mut cmd = Command::new(env("LOCAL_API_BIN"));
         // Its log goes where `make test` looks for internal errors (any `500`
         // of the run fails it), else nowhere.
-        let log = std::env::var("ROUTER_LOG_DIR")
-            .ok()
-            .and_then(|dir| std::fs::File::create(format!("{dir}/router-{port}.log")).ok())
-            .map_or_else(Stdio::null, Stdio::from);
+        let dir = std::env::var("ROUTER_LOG_DIR").ok();
+        let file = |ending: &str| {
+            let path =
+                std::path::PathBuf::from(format!("{}/router-{port}.{ending}", dir.as_ref()?));
+            std::fs::File::create(&path).ok().map(|f| (path, f))
+        };
+        let log = file("log").map_or_else(Stdio::null, |(_, f)| Stdio::from(f));
+        let (out, stdout) = match file("out") {
+            Some((path, f)) => (Some(path), Stdio::from(f)),
+            None => (None, Stdio::null()),
+        };
         cmd.current_dir(root)
             .env("PORT", port.to_string())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(log);
         for (k, v) in extra_env {
             cmd.env(k, v);
@@ -554,6 +564,7 @@ impl Router {
         let router = Router {
             child,
             api: Api::at(&format!("http://127.0.0.1:{port}/api/v1/")),
+            out,
         };
         for _ in 0..300 {
             if let Ok(r) = reqwest::get(format!("{}pubsub/", router.api.base)).await {

@@ -1,5 +1,8 @@
 //! accounts/ over HTTP, against the local stack.
 
+// Black-box: needs the local stack (`make test` turns this feature on).
+#![cfg(feature = "stack")]
+
 use api_tests::*;
 use serde_json::{json, Value};
 

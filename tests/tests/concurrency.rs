@@ -2,6 +2,9 @@
 //! transaction conflicts (on in `make test`): with it alone, every outcome is
 //! exactly what a serial run promises — retries absorb the conflicts.
 
+// Black-box: needs the local stack (`make test` turns this feature on).
+#![cfg(feature = "stack")]
+
 #[path = "races/mod.rs"]
 mod races;
 

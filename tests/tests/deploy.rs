@@ -1,13 +1,23 @@
 //! The operator's deploy helpers, run for real against the emulator.
 
+// Black-box: needs the local stack (`make test` turns this feature on).
+#![cfg(feature = "stack")]
+
 use std::process::Command;
 
 use api_tests::*;
 
-fn run_platform_apps(name: &str, dir: &std::path::Path) -> std::process::Output {
+/// Runs the script as an operator would; `env` sets (`Some`) or removes
+/// (`None`) variables of the test's own environment.
+fn run_platform_apps(
+    name: &str,
+    dir: &std::path::Path,
+    env: &[(&str, Option<&str>)],
+) -> std::process::Output {
     let tools = std::env::var("DEPLOY_TOOLS_BIN").expect("DEPLOY_TOOLS_BIN (set by make test)");
     let path = format!("{tools}:{}", std::env::var("PATH").unwrap_or_default());
-    Command::new("bash")
+    let mut command = Command::new("bash");
+    command
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../infra/platform-apps.sh"
@@ -29,9 +39,74 @@ fn run_platform_apps(name: &str, dir: &std::path::Path) -> std::process::Output 
             "--events-topic",
             "arn:aws:sns:us-east-1:123456789012:push-events",
         ])
-        .env("PATH", path)
-        .output()
-        .expect("run infra/platform-apps.sh")
+        .env("PATH", path);
+    for (k, v) in env {
+        match v {
+            Some(v) => command.env(k, v),
+            None => command.env_remove(k),
+        };
+    }
+    command.output().expect("run infra/platform-apps.sh")
+}
+
+/// A folder with a stand-in APNs key and FCM service account.
+fn credentials() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("platform-apps-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("AuthKey_TESTKEY123.p8"), "key material\n").unwrap();
+    std::fs::write(
+        dir.join("service-account.json"),
+        r#"{"type": "service_account"}"#,
+    )
+    .unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn platform_apps_script_takes_the_region_from_aws_region_and_fails_loudly() {
+    let dir = credentials();
+    let name = format!("r{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    // AWS_REGION alone, as the README says (the CLI itself reads only
+    // AWS_DEFAULT_REGION).
+    let ok = run_platform_apps(&name, &dir, &[("AWS_DEFAULT_REGION", None)]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("ApnsPlatformApplicationArn=arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/{name}-apns")),
+        "{stdout}"
+    );
+    // No region at all: a clear message, a non-zero exit, no ARNs.
+    let none = run_platform_apps(
+        &name,
+        &dir,
+        &[("AWS_DEFAULT_REGION", None), ("AWS_REGION", None)],
+    );
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no region"));
+    assert!(!String::from_utf8_lossy(&none.stdout).contains("Pass these"));
+    // AWS refusing (here: unreachable): non-zero, and no empty ARN offered.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    let down = run_platform_apps(
+        &name,
+        &dir,
+        &[
+            ("AWS_ENDPOINT_URL", Some(&endpoint)),
+            ("AWS_MAX_ATTEMPTS", Some("1")),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&down.stdout);
+    assert!(!down.status.success(), "{stdout}");
+    assert!(!stdout.contains("Pass these"), "{stdout}");
+    assert!(String::from_utf8_lossy(&down.stderr).contains("platform-apps:"));
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]
@@ -51,7 +126,7 @@ async fn platform_apps_script_creates_then_updates_in_place() {
     .unwrap();
     let name = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
 
-    let first = run_platform_apps(&name, &dir);
+    let first = run_platform_apps(&name, &dir, &[]);
     let stdout = String::from_utf8_lossy(&first.stdout).to_string();
     let stderr = String::from_utf8_lossy(&first.stderr).to_string();
     assert!(first.status.success(), "{stdout}\n{stderr}");
@@ -95,7 +170,7 @@ async fn platform_apps_script_creates_then_updates_in_place() {
 
     // Rotation: run again with a new key; the same applications are updated.
     std::fs::write(dir.join("AuthKey_TESTKEY123.p8"), "rotated key material\n").unwrap();
-    let second = run_platform_apps(&name, &dir);
+    let second = run_platform_apps(&name, &dir, &[]);
     let stdout2 = String::from_utf8_lossy(&second.stdout).to_string();
     let stderr2 = String::from_utf8_lossy(&second.stderr).to_string();
     assert!(second.status.success(), "{stdout2}\n{stderr2}");

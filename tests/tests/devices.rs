@@ -1,5 +1,8 @@
 //! device/apns/ and device/gcm/ over HTTP, with the emulator's SNS endpoints checked.
 
+// Black-box: needs the local stack (`make test` turns this feature on).
+#![cfg(feature = "stack")]
+
 use api_tests::*;
 use serde_json::json;
 

@@ -4,6 +4,9 @@
 //! successful answers promised. One test in this binary: it points the
 //! process's own AWS reads at its emulator.
 
+// Black-box: needs the local stack (`make test` turns this feature on).
+#![cfg(feature = "stack")]
+
 #[path = "races/mod.rs"]
 mod races;
 

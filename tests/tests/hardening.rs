@@ -1,6 +1,9 @@
 //! Abuse limits, faults, the authorisation matrix, hostile bodies on every
 //! route, and what the table may hold.
 
+// Black-box: needs the local stack (`make test` turns this feature on).
+#![cfg(feature = "stack")]
+
 use std::time::Duration;
 
 use api_tests::*;
@@ -475,7 +478,6 @@ async fn hostile_bodies_on_every_body_route_are_4xx_json_and_never_5xx() {
         ("PATCH", format!("tokens/{t}/"), true),
         ("POST", "messages/".to_string(), false),
     ];
-    let mut sent = 0;
     for (method, path, auth) in &routes {
         for (content_type, body, refused) in hostile_bodies() {
             let key = if *auth { Some(a.key.as_str()) } else { None };
@@ -496,10 +498,8 @@ async fn hostile_bodies_on_every_body_route_are_4xx_json_and_never_5xx() {
                     r.status
                 );
             }
-            sent += 1;
         }
     }
-    assert_eq!(sent, routes.len() * hostile_bodies().len());
     // The device and token are still there, with the same push token (a
     // lenient form like `name=%zz` may legitimately rename it).
     let r = api.get(&format!("device/apns/{id}/"), Some(&a.key)).await;
@@ -614,7 +614,7 @@ async fn the_table_holds_only_what_the_service_needs() {
 async fn a_right_password_is_refused_once_wrong_guesses_filled_the_log() {
     use push_aws::DynamoStore;
     use push_core::model::ApiKeyRecord;
-    use push_core::ports::{Admission, Clock, Store, SystemClock};
+    use push_core::ports::{AccountStore, Admission, Clock, SystemClock};
     use push_core::{secrets, Limit};
 
     let (router, table) = limited_router(&[]).await;

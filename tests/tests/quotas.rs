@@ -3,6 +3,9 @@
 //! sign-ups per source; Unicode and dot usernames, hostile FCM ids, a push
 //! token the push service refuses.
 
+// Black-box: needs the local stack (`make test` turns this feature on).
+#![cfg(feature = "stack")]
+
 use api_tests::*;
 use serde_json::json;
 

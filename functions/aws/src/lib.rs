@@ -6,8 +6,6 @@
 //! reached exactly as AWS is, with no special code path.
 
 pub mod config;
-mod counts;
-mod deletion;
 pub mod dynamo;
 pub mod errors;
 pub mod keys;

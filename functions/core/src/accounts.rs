@@ -320,7 +320,7 @@ pub async fn get_named(
 }
 
 /// `DELETE accounts/<username>/`: the account and everything it owns (the
-/// order that makes this hold under races: `push_aws::deletion`).
+/// order that makes this hold under races: `push-aws`, `dynamo/deletion.rs`).
 pub async fn delete_named(
     deps: &Deps,
     req: &ApiRequest,

@@ -118,9 +118,16 @@ pub enum WriteConflict {
     Port(#[from] PortError),
 }
 
+/// Storage, one trait per aggregate; [`Store`] is all of them, which is
+/// what an operation gets (`Deps::store`). Bring the trait of the methods
+/// you call into scope.
+pub trait Store: AccountStore + DeviceStore + TokenStore + LimitStore {}
+
+impl<T: AccountStore + DeviceStore + TokenStore + LimitStore> Store for T {}
+
+/// Accounts, their API keys and their deletion.
 #[async_trait]
-pub trait Store: Send + Sync {
-    // Accounts and API keys.
+pub trait AccountStore: Send + Sync {
     async fn get_account(&self, username: &str) -> Result<Option<AccountRecord>, PortError>;
     /// Creates the account and its first API key; usernames and emails unique.
     async fn create_account(
@@ -166,8 +173,11 @@ pub trait Store: Send + Sync {
         username: &str,
         email: &str,
     ) -> Result<(), PortError>;
+}
 
-    // Devices.
+/// Devices and the claims on their push tokens.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
     async fn list_devices(&self, owner: &str) -> Result<Vec<DeviceRecord>, PortError>;
     async fn get_device(&self, owner: &str, id: &str) -> Result<Option<DeviceRecord>, PortError>;
     async fn get_claim(
@@ -189,8 +199,11 @@ pub trait Store: Send + Sync {
         -> Result<(), PortError>;
     /// Marks inactive every device still using this endpoint; returns how many.
     async fn deactivate_endpoint(&self, endpoint_arn: &str) -> Result<usize, PortError>;
+}
 
-    // Whitelist tokens.
+/// Whitelist tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
     /// Stores a new token if the value is unused and the device still exists.
     async fn create_token(&self, token: &TokenRecord) -> Result<(), WriteConflict>;
     async fn get_token(&self, token: &str) -> Result<Option<TokenRecord>, PortError>;
@@ -208,19 +221,8 @@ pub trait Store: Send + Sync {
         now_us: Micros,
         limit: Limit,
     ) -> Result<KnockAdmission, PortError>;
-    /// Counts one hit on the fixed-window counter of `key` (one conditional
-    /// write, creating the window's counter item if needed).
-    async fn count_hit(
-        &self,
-        key: &LimitKey,
-        now_us: Micros,
-        limit: Limit,
-    ) -> Result<Admission, PortError>;
     /// How many of `owner`'s tokens are live at `now_us`.
     async fn count_live_tokens(&self, owner: &str, now_us: Micros) -> Result<usize, PortError>;
-    /// The random salt of day `day` (days since the epoch) for hashing
-    /// source addresses: created once, by whichever instance needs it first.
-    async fn daily_salt(&self, day: i64) -> Result<String, PortError>;
     async fn list_tokens(&self, owner: &str) -> Result<Vec<TokenRecord>, PortError>;
     /// Renames a live token of `owner`; `None` when there is none.
     async fn rename_token(
@@ -238,6 +240,22 @@ pub trait Store: Send + Sync {
         now_us: Micros,
     ) -> Result<bool, PortError>;
     async fn delete_device_tokens(&self, owner: &str, device_id: &str) -> Result<(), PortError>;
+}
+
+/// Counters of the fixed-window limits, and the daily salt for sources.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Counts one hit on the fixed-window counter of `key` (one conditional
+    /// write, creating the window's counter item if needed).
+    async fn count_hit(
+        &self,
+        key: &LimitKey,
+        now_us: Micros,
+        limit: Limit,
+    ) -> Result<Admission, PortError>;
+    /// The random salt of day `day` (days since the epoch) for hashing
+    /// source addresses: created once, by whichever instance needs it first.
+    async fn daily_salt(&self, day: i64) -> Result<String, PortError>;
 }
 
 /// What deleting a device record did.

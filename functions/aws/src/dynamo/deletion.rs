@@ -21,7 +21,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use push_core::ports::PortError;
 
-use crate::dynamo::{key, s, DynamoStore, Item};
+use super::{key, s, DynamoStore, Item};
 use crate::errors::port_error;
 use crate::keys;
 
@@ -45,7 +45,7 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if crate::dynamo::conditional_failed(&e) => Ok(false),
+            Err(e) if super::conditional_failed(&e) => Ok(false),
             Err(e) => Err(port_error("UpdateItem", e)),
         }
     }
@@ -78,7 +78,7 @@ impl DynamoStore {
         let (tokens, counters): (Vec<Item>, Vec<Item>) = rest
             .into_iter()
             .partition(|i| sort_key(i).starts_with(keys::TOKEN_PREFIX));
-        let mut doomed = crate::dynamo::token_keys(&tokens);
+        let mut doomed = super::tokens::token_keys(&tokens);
         doomed.extend(counters.iter().map(DynamoStore::item_key));
         self.delete_all(doomed).await?;
 
@@ -112,7 +112,7 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if crate::dynamo::conditional_failed(&e) => Ok(()),
+            Err(e) if super::conditional_failed(&e) => Ok(()),
             Err(e) => Err(port_error("DeleteItem", e)),
         }
     }

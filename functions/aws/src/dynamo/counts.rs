@@ -7,7 +7,7 @@ use push_core::ports::PortError;
 use push_core::time::Micros;
 use serde::{Deserialize, Serialize};
 
-use crate::dynamo::{build_err, conditional_failed, from_item, key, s, to_item, DynamoStore, Item};
+use super::{build_err, conditional_failed, from_item, key, s, to_item, DynamoStore, Item};
 use crate::errors::port_error;
 use crate::keys;
 

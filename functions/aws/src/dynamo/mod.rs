@@ -1,0 +1,257 @@
+//! [`Store`] on one DynamoDB table. Every uniqueness rule is a conditional
+//! write or a transaction; every read on a request path is a `GetItem` or a
+//! `Query`, never a `Scan`.
+//!
+//! Split by aggregate: [`accounts`], [`devices`], [`tokens`], [`rate`]
+//! (limit logs and counters), [`counts`] (caps) and [`deletion`]; this file
+//! holds the table's plumbing they share.
+
+mod accounts;
+mod counts;
+mod deletion;
+mod devices;
+mod rate;
+mod tokens;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, DeleteRequest, Put, TransactWriteItem, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use push_core::ports::PortError;
+use serde::{Deserialize, Serialize};
+
+use crate::errors::port_error;
+use crate::keys;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Real DynamoDB rejects a `BatchWriteItem` of more than 25 requests.
+const BATCH_LIMIT: usize = 25;
+
+pub struct DynamoStore {
+    pub(crate) client: Client,
+    pub(crate) table: String,
+    /// The day's salt, once read (see `counts`).
+    pub(crate) salt: std::sync::Mutex<Option<(i64, String)>>,
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn key((pk, sk): (String, String)) -> Item {
+    HashMap::from([(keys::PK.to_string(), s(pk)), (keys::SK.to_string(), s(sk))])
+}
+
+pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, PortError> {
+    serde_dynamo::to_item(value).map_err(|e| PortError::Internal(format!("item encoding: {e}")))
+}
+
+pub(crate) fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, PortError> {
+    serde_dynamo::from_item(item).map_err(|e| PortError::Internal(format!("item decoding: {e}")))
+}
+
+pub(crate) fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
+    PortError::Internal(format!("request building: {e}"))
+}
+
+/// The cancellation reason codes of a cancelled transaction, by item index;
+/// `None` when the error is not a cancellation.
+fn cancellation_codes<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<String>> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_string())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+pub(crate) fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    err: &SdkError<E, R>,
+) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: String) -> Self {
+        DynamoStore {
+            client,
+            table,
+            salt: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn put(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, PortError> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some(c) = condition {
+            put = put.condition_expression(c);
+        }
+        for (name, value) in values {
+            put = put.expression_attribute_values(name, value);
+        }
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(build_err)?)
+            .build())
+    }
+
+    fn delete(
+        &self,
+        k: Item,
+        condition: Option<&str>,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, PortError> {
+        let mut delete = Delete::builder().table_name(&self.table).set_key(Some(k));
+        if let Some(c) = condition {
+            delete = delete.condition_expression(c);
+        }
+        for (name, value) in values {
+            delete = delete.expression_attribute_values(name, value);
+        }
+        Ok(TransactWriteItem::builder()
+            .delete(delete.build().map_err(build_err)?)
+            .build())
+    }
+
+    pub(crate) async fn get(&self, k: Item) -> Result<Option<Item>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(k))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("GetItem", e))?;
+        Ok(out.item)
+    }
+
+    /// All items of a base-table partition whose sort key starts with `prefix`
+    /// (`""`: all of them).
+    pub(crate) async fn query_partition(
+        &self,
+        pk: String,
+        prefix: &str,
+    ) -> Result<Vec<Item>, PortError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true);
+        self.collect(key_condition(query, (keys::PK, keys::SK), pk, prefix))
+            .await
+    }
+
+    async fn collect(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, PortError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| port_error("Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Deletes items by key, 25 at a time, retrying what DynamoDB left unprocessed.
+    pub(crate) async fn delete_all(&self, item_keys: Vec<Item>) -> Result<(), PortError> {
+        for chunk in item_keys.chunks(BATCH_LIMIT) {
+            let mut requests = chunk
+                .iter()
+                .map(|k| {
+                    DeleteRequest::builder()
+                        .set_key(Some(k.clone()))
+                        .build()
+                        .map(|d| WriteRequest::builder().delete_request(d).build())
+                        .map_err(build_err)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            for attempt in 0..5u32 {
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("BatchWriteItem", e))?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+            }
+            if !requests.is_empty() {
+                return Err(PortError::Unavailable(
+                    "BatchWriteItem left items unprocessed".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn item_key(item: &Item) -> Item {
+        item.iter()
+            .filter(|(name, _)| *name == keys::PK || *name == keys::SK)
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect()
+    }
+
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>>
+    {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A query's key condition: partition `pk`, sort keys starting with `prefix`
+/// (`""`: any).
+fn key_condition(
+    query: QueryFluentBuilder,
+    (pk_attribute, sk_attribute): (&str, &str),
+    pk: String,
+    prefix: &str,
+) -> QueryFluentBuilder {
+    let query = query.expression_attribute_values(":pk", s(pk));
+    if prefix.is_empty() {
+        query.key_condition_expression(format!("{pk_attribute} = :pk"))
+    } else {
+        query
+            .key_condition_expression(format!(
+                "{pk_attribute} = :pk AND begins_with({sk_attribute}, :prefix)"
+            ))
+            .expression_attribute_values(":prefix", s(prefix))
+    }
+}
