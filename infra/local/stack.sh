@@ -205,9 +205,10 @@ case "$cmd" in
     # request takes its counting path, with the default knock log of 10) but
     # out of the bench's reach: its knocks go round 50 tokens, 10 a second
     # each allowed; 200 token creations for one account.
-    # The fan-out measurement registers 50 devices to one account.
+    # The latency loops register and create hundreds to one account; the
+    # in-process fan-out and deletion rows set their own caps.
     export KNOCK_LIMIT_WINDOW_SECONDS=1 TOKEN_CREATE_LIMIT=1000000
-    export DEVICE_LIMIT=${DEVICE_LIMIT:-50} DEVICE_REGISTRATION_LIMIT=1000000 SIGNUP_PER_SOURCE_LIMIT=1000000
+    export DEVICE_LIMIT=100000 DEVICE_REGISTRATION_LIMIT=1000000 SIGNUP_PER_SOURCE_LIMIT=1000000 LIVE_TOKEN_LIMIT=100000
     start_router "$router_port" "$ROOT/target/perf/local-api"
     PUSH_API_URL="http://127.0.0.1:$router_port/api/v1/" RELEASE_DIR="$ROOT/target/perf" \
       ROUTER_PID="$ROUTER_PID" "$ROOT/target/perf/bench"

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::devices::remove_device;
+use crate::devices::remove_device_record;
 use crate::error::{refuse_if_limited, ApiError};
 use crate::model::{AccountRecord, ApiKeyRecord};
 use crate::ports::{Admission, CreateAccountError, LimitKey};
@@ -342,10 +342,12 @@ async fn delete_account(deps: &Deps, caller: &ApiKeyRecord) -> Result<(), ApiErr
     store
         .begin_account_deletion(&caller.account_id, &caller.username)
         .await?;
+    // One after another: every device transaction also counts the account's
+    // devices on one item, so concurrent ones would only conflict. Their
+    // tokens go with the rest below.
     let devices = store.list_devices(&caller.account_id).await?;
-    let removals = devices.iter().map(|d| remove_device(deps, d));
-    for result in futures_util::future::join_all(removals).await {
-        result?;
+    for device in &devices {
+        remove_device_record(deps, device).await?;
     }
     store
         .finish_account_deletion(&caller.account_id, &caller.username, &caller.email)

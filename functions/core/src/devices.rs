@@ -420,6 +420,21 @@ pub async fn delete(
 /// the tokens issued for it — none can be created once it is gone. `false`
 /// when it was already gone.
 pub(crate) async fn remove_device(deps: &Deps, device: &DeviceRecord) -> Result<bool, ApiError> {
+    if !remove_device_record(deps, device).await? {
+        return Ok(false);
+    }
+    deps.store
+        .delete_device_tokens(&device.owner, &device.id)
+        .await?;
+    Ok(true)
+}
+
+/// [`remove_device`] but for the tokens (an account deletion removes them
+/// all at once).
+pub(crate) async fn remove_device_record(
+    deps: &Deps,
+    device: &DeviceRecord,
+) -> Result<bool, ApiError> {
     match deps.store.delete_device(device).await? {
         DeviceRemoval::Gone => return Ok(false),
         DeviceRemoval::Removed { endpoint_is_ours } => {
@@ -433,9 +448,6 @@ pub(crate) async fn remove_device(deps: &Deps, device: &DeviceRecord) -> Result<
             }
         }
     }
-    deps.store
-        .delete_device_tokens(&device.owner, &device.id)
-        .await?;
     Ok(true)
 }
 
