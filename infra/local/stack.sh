@@ -110,8 +110,9 @@ start_router() {
 # summarise FUZZ_STATUS (0: the fuzz run passed or did not run).
 summarise() {
   local passed failed
-  passed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed' "$LOGDIR/cargo-test.log" | awk '{s += $4} END {print s + 0}')
-  failed=$(grep -Eo '[0-9]+ failed' "$LOGDIR/cargo-test.log" | grep -v '^0 ' | awk '{s += $1} END {print s + 0}')
+  local count='/^test result:/ { for (i = 1; i < NF; i++) if ($(i + 1) == word) s += $i } END { print s + 0 }'
+  passed=$(awk -v word='passed;' "$count" "$LOGDIR/cargo-test.log")
+  failed=$(awk -v word='failed;' "$count" "$LOGDIR/cargo-test.log")
   if [ "$1" -eq 0 ] && grep -q '^fuzz:' "$LOGDIR/fuzz.out" 2>/dev/null; then
     passed=$((passed + 1))
   elif [ "$1" -ne 0 ]; then

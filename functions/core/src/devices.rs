@@ -4,14 +4,12 @@
 use serde_json::{json, Value};
 
 use crate::accounts::authenticate;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use crate::error::{refuse_if_limited, ApiError};
+use crate::error::ApiError;
 use crate::fields::Fields;
 use crate::model::ApiKeyRecord;
 use crate::model::{DeviceKind, DeviceRecord};
 use crate::page::page;
-use crate::ports::{ClaimChange, DeviceRemoval, DeviceWrite, LimitKey};
+use crate::ports::{ClaimChange, DeviceRemoval, DeviceWrite};
 use crate::request::{ApiRequest, ApiResponse};
 use crate::retry::{deadline_of, retry_conflicts};
 use crate::time::format_timestamp;
@@ -158,9 +156,8 @@ pub async fn register(
             "validated registration_id missing".into(),
         ));
     };
-    let counted = AtomicBool::new(false);
     retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
-        register_attempt(deps, &caller, kind, &input, &registration_id, &counted)
+        register_attempt(deps, &caller, kind, &input, &registration_id)
     })
     .await
 }
@@ -172,7 +169,6 @@ async fn register_attempt(
     kind: DeviceKind,
     input: &DeviceInput,
     registration_id: &str,
-    counted: &AtomicBool,
 ) -> Result<ApiResponse, ApiError> {
     let owner = &caller.account_id;
     let claim = deps.store.get_claim(kind, registration_id).await?;
@@ -192,27 +188,14 @@ async fn register_attempt(
             device: device.clone(),
             owner_username: caller.username.clone(),
             device_limit: deps.settings.device_limit,
+            registration_limit: deps.settings.device_registration_limit,
+            now_us: deps.clock.now_us(),
             is_new: false,
             claim: ClaimChange::Keep,
             release_claim_of: None,
         };
         deps.store.save_device(&write).await?;
         return Ok(ApiResponse::json(200, device_json(&device)));
-    }
-    // A new device: counted once against the account's registration limit,
-    // however many attempts it takes.
-    if !counted.swap(true, Ordering::SeqCst) {
-        let admission = deps
-            .store
-            .count_hit(
-                &LimitKey::DeviceRegistrations {
-                    account_id: owner.clone(),
-                },
-                deps.clock.now_us(),
-                deps.settings.device_registration_limit,
-            )
-            .await?;
-        refuse_if_limited(admission, "DeviceRegistrations")?;
     }
     let endpoint_arn = deps
         .push
@@ -237,6 +220,8 @@ async fn register_attempt(
         device: device.clone(),
         owner_username: caller.username.clone(),
         device_limit: deps.settings.device_limit,
+        registration_limit: deps.settings.device_registration_limit,
+        now_us: deps.clock.now_us(),
         is_new: true,
         claim: claim_change.clone(),
         release_claim_of: None,
@@ -357,6 +342,8 @@ async fn update_attempt(
         device: device.clone(),
         owner_username: caller.username.clone(),
         device_limit: deps.settings.device_limit,
+        registration_limit: deps.settings.device_registration_limit,
+        now_us: deps.clock.now_us(),
         is_new: false,
         claim: ClaimChange::Keep,
         release_claim_of: None,

@@ -178,6 +178,9 @@ impl From<WriteConflict> for ApiError {
                 "registration_id",
                 "This account has as many devices as it may have: delete one first.",
             ),
+            WriteConflict::Limited {
+                retry_after_seconds,
+            } => ApiError::rate_limited("DeviceRegistrations", retry_after_seconds),
             WriteConflict::Port(e) => e.into(),
         }
     }

@@ -93,6 +93,10 @@ pub struct DeviceWrite {
     pub device: DeviceRecord,
     /// A new device counts against its owner's cap: at most this many.
     pub device_limit: u32,
+    /// A new device is also counted against this registration limit, at
+    /// this time, in the same write.
+    pub registration_limit: Limit,
+    pub now_us: Micros,
     /// The owner's username: the write requires that account to exist and not
     /// to be being deleted.
     pub owner_username: String,
@@ -114,6 +118,9 @@ pub enum WriteConflict {
     /// The owning account has as many devices as it may have.
     #[error("device limit reached")]
     DeviceLimit,
+    /// Over the registration limit; retry after this many seconds.
+    #[error("registration limit reached")]
+    Limited { retry_after_seconds: u64 },
     #[error(transparent)]
     Port(#[from] PortError),
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 use push_core::model::{DeviceKind, DeviceRecord, PushTokenClaim};
 use push_core::ports::{
-    ClaimChange, DeviceRemoval, DeviceStore, DeviceWrite, PortError, WriteConflict,
+    ClaimChange, DeviceRemoval, DeviceStore, DeviceWrite, LimitKey, PortError, WriteConflict,
 };
 use push_core::time::Micros;
 use serde::{Deserialize, Serialize};
@@ -179,6 +179,19 @@ impl DeviceStore for DynamoStore {
                 }
             }
         }
+        // A new device is a registration, counted in this same write.
+        let mut registration_slot = None;
+        if write.is_new {
+            let counted = LimitKey::DeviceRegistrations {
+                account_id: device.owner.clone(),
+            };
+            if let Some(slot) =
+                self.counter_slot(&counted, write.now_us, write.registration_limit)?
+            {
+                registration_slot = Some(items.len());
+                items.push(slot);
+            }
+        }
         if let Some(old_token) = &write.release_claim_of {
             items.push(self.delete(
                 key(keys::claim(device.kind, old_token)),
@@ -202,6 +215,16 @@ impl DeviceStore for DynamoStore {
                         .is_some_and(|c| c == "ConditionalCheckFailed") =>
                 {
                     Err(WriteConflict::DeviceLimit)
+                }
+                Some(codes)
+                    if registration_slot
+                        .and_then(|i| codes.get(i))
+                        .is_some_and(|c| c == "ConditionalCheckFailed") =>
+                {
+                    let (_, retry_after_seconds) = write.registration_limit.window_at(write.now_us);
+                    Err(WriteConflict::Limited {
+                        retry_after_seconds,
+                    })
                 }
                 Some(codes)
                     if codes

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use push_core::ports::{Admission, LimitKey, LimitStore, PortError};
 use push_core::time::Micros;
 use push_core::Limit;
@@ -24,29 +26,15 @@ impl LimitStore for DynamoStore {
             return Ok(Admission::Admitted);
         }
         let (window, retry_after_seconds) = limit.window_at(now_us);
-        let counter = match limit_key {
-            LimitKey::TokenCreations { account_id } => keys::token_counter(account_id, window),
-            LimitKey::Signups => keys::signup_counter(window),
-            LimitKey::SignupsFrom { source } => keys::signup_source_counter(source, window),
-            LimitKey::DeviceRegistrations { account_id } => {
-                keys::device_registration_counter(account_id, window)
-            }
-        };
         let counted = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(counter)))
-            .update_expression("ADD #hits :one SET #ttl = :ttl")
-            .condition_expression("attribute_not_exists(#hits) OR #hits < :max")
-            .expression_attribute_names("#hits", limits::COUNT)
-            .expression_attribute_names("#ttl", keys::TTL)
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":max", AttributeValue::N(limit.max.to_string()))
-            .expression_attribute_values(
-                ":ttl",
-                AttributeValue::N(limits::window_expiry(limit, window).to_string()),
-            )
+            .set_key(Some(key(counter_key(limit_key, window))))
+            .update_expression(COUNT_HIT)
+            .condition_expression(HAS_ROOM)
+            .set_expression_attribute_names(Some(counter_names()))
+            .set_expression_attribute_values(Some(counter_values(limit, window)))
             .send()
             .await;
         match counted {
@@ -115,5 +103,66 @@ impl DynamoStore {
                 _ => Err(port_error("UpdateItem", e)),
             },
         }
+    }
+}
+
+/// A fixed-window counter: one more hit, while below the maximum.
+const COUNT_HIT: &str = "ADD #hits :one SET #ttl = :ttl";
+const HAS_ROOM: &str = "attribute_not_exists(#hits) OR #hits < :max";
+
+fn counter_key(limit_key: &LimitKey, window: i64) -> (String, String) {
+    match limit_key {
+        LimitKey::TokenCreations { account_id } => keys::token_counter(account_id, window),
+        LimitKey::Signups => keys::signup_counter(window),
+        LimitKey::SignupsFrom { source } => keys::signup_source_counter(source, window),
+        LimitKey::DeviceRegistrations { account_id } => {
+            keys::device_registration_counter(account_id, window)
+        }
+    }
+}
+
+fn counter_names() -> std::collections::HashMap<String, String> {
+    [("#hits", limits::COUNT), ("#ttl", keys::TTL)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn counter_values(limit: Limit, window: i64) -> Item {
+    Item::from([
+        (":one".to_string(), AttributeValue::N("1".into())),
+        (":max".to_string(), AttributeValue::N(limit.max.to_string())),
+        (
+            ":ttl".to_string(),
+            AttributeValue::N(limits::window_expiry(limit, window).to_string()),
+        ),
+    ])
+}
+
+impl DynamoStore {
+    /// A hit on a fixed-window counter as a slot of a transaction, so that
+    /// it is counted only if, and exactly when, what it counts is written —
+    /// and leaves no counter behind for an account deleted meanwhile.
+    /// `None` when the limit is off.
+    pub(super) fn counter_slot(
+        &self,
+        limit_key: &LimitKey,
+        now_us: Micros,
+        limit: Limit,
+    ) -> Result<Option<TransactWriteItem>, PortError> {
+        if limit.max == 0 {
+            return Ok(None);
+        }
+        let (window, _) = limit.window_at(now_us);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(counter_key(limit_key, window))))
+            .update_expression(COUNT_HIT)
+            .condition_expression(HAS_ROOM)
+            .set_expression_attribute_names(Some(counter_names()))
+            .set_expression_attribute_values(Some(counter_values(limit, window)))
+            .build()
+            .map_err(build_err)?;
+        Ok(Some(TransactWriteItem::builder().update(update).build()))
     }
 }
