@@ -184,16 +184,7 @@ async fn register_attempt(
             .push
             .ensure_endpoint(kind, registration_id, Some(&device.endpoint_arn))
             .await?;
-        let write = DeviceWrite {
-            device: device.clone(),
-            owner_username: caller.username.clone(),
-            device_limit: deps.settings.device_limit,
-            registration_limit: deps.settings.device_registration_limit,
-            now_us: deps.clock.now_us(),
-            is_new: false,
-            claim: ClaimChange::Keep,
-            release_claim_of: None,
-        };
+        let write = device_write(deps, caller, device.clone(), false, ClaimChange::Keep);
         deps.store.save_device(&write).await?;
         return Ok(ApiResponse::json(200, device_json(&device)));
     }
@@ -216,16 +207,7 @@ async fn register_attempt(
         None => ClaimChange::Create,
         Some(c) => ClaimChange::TakeFrom(c),
     };
-    let write = DeviceWrite {
-        device: device.clone(),
-        owner_username: caller.username.clone(),
-        device_limit: deps.settings.device_limit,
-        registration_limit: deps.settings.device_registration_limit,
-        now_us: deps.clock.now_us(),
-        is_new: true,
-        claim: claim_change.clone(),
-        release_claim_of: None,
-    };
+    let write = device_write(deps, caller, device.clone(), true, claim_change.clone());
     if let Err(e) = deps.store.save_device(&write).await {
         let e = ApiError::from(e);
         if !matches!(e, ApiError::Conflict(_)) && claim_change == ClaimChange::Create {
@@ -260,6 +242,27 @@ async fn release_unclaimed_endpoint(
         if let Err(e) = deps.push.delete_endpoint(arn).await {
             tracing::warn!(error = %e, "left an unclaimed endpoint behind");
         }
+    }
+}
+
+/// A device write by `caller`, under the account's device cap and
+/// registration limit as configured.
+fn device_write(
+    deps: &Deps,
+    caller: &ApiKeyRecord,
+    device: DeviceRecord,
+    is_new: bool,
+    claim: ClaimChange,
+) -> DeviceWrite {
+    DeviceWrite {
+        device,
+        owner_username: caller.username.clone(),
+        device_limit: deps.settings.device_limit,
+        registration_limit: deps.settings.device_registration_limit,
+        now_us: deps.clock.now_us(),
+        is_new,
+        claim,
+        release_claim_of: None,
     }
 }
 
@@ -338,16 +341,7 @@ async fn update_attempt(
     if let Some(active) = input.active {
         device.active = active;
     }
-    let mut write = DeviceWrite {
-        device: device.clone(),
-        owner_username: caller.username.clone(),
-        device_limit: deps.settings.device_limit,
-        registration_limit: deps.settings.device_registration_limit,
-        now_us: deps.clock.now_us(),
-        is_new: false,
-        claim: ClaimChange::Keep,
-        release_claim_of: None,
-    };
+    let mut write = device_write(deps, caller, device.clone(), false, ClaimChange::Keep);
     let new_token = input
         .registration_id
         .clone()
