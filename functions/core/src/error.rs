@@ -179,8 +179,9 @@ impl From<WriteConflict> for ApiError {
                 "This account has as many devices as it may have: delete one first.",
             ),
             WriteConflict::Limited {
+                limit,
                 retry_after_seconds,
-            } => ApiError::rate_limited("DeviceRegistrations", retry_after_seconds),
+            } => ApiError::rate_limited(limit, retry_after_seconds),
             WriteConflict::Port(e) => e.into(),
         }
     }

@@ -42,6 +42,18 @@ pub enum LimitKey {
     DeviceRegistrations { account_id: String },
 }
 
+impl LimitKey {
+    /// The limit's name in the `LimitHits` metric.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LimitKey::TokenCreations { .. } => "TokenCreations",
+            LimitKey::Signups => "Signups",
+            LimitKey::SignupsFrom { .. } => "SignupsPerSource",
+            LimitKey::DeviceRegistrations { .. } => "DeviceRegistrations",
+        }
+    }
+}
+
 /// The outcome of counting a hit against a limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -118,9 +130,13 @@ pub enum WriteConflict {
     /// The owning account has as many devices as it may have.
     #[error("device limit reached")]
     DeviceLimit,
-    /// Over the registration limit; retry after this many seconds.
-    #[error("registration limit reached")]
-    Limited { retry_after_seconds: u64 },
+    /// Over the limit (named as in [`LimitKey::name`]) that the write also
+    /// counted on; retry after this many seconds.
+    #[error("limit reached")]
+    Limited {
+        limit: &'static str,
+        retry_after_seconds: u64,
+    },
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -211,8 +227,9 @@ pub trait DeviceStore: Send + Sync {
 /// Whitelist tokens.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
-    /// Stores a new token if the value is unused and the device still exists.
-    async fn create_token(&self, token: &TokenRecord) -> Result<(), WriteConflict>;
+    /// Stores a new token if the value is unused and the device still exists,
+    /// counting it on the owner's token-creation limit in the same write.
+    async fn create_token(&self, token: &TokenRecord, limit: Limit) -> Result<(), WriteConflict>;
     async fn get_token(&self, token: &str) -> Result<Option<TokenRecord>, PortError>;
     /// `owner`'s token (expired or not), read from the owner's own items.
     async fn get_own_token(

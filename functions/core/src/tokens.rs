@@ -5,10 +5,10 @@ use serde_json::{json, Map, Value};
 
 use crate::accounts::authenticate;
 use crate::devices::clean_registration_id;
-use crate::error::{refuse_if_limited, ApiError};
+use crate::error::ApiError;
 use crate::model::{DeviceKind, DeviceRecord, TokenRecord};
 use crate::page::page;
-use crate::ports::{LimitKey, WriteConflict};
+use crate::ports::WriteConflict;
 use crate::request::{ApiRequest, ApiResponse};
 use crate::retry::{deadline_of, retry_conflicts};
 use crate::time::{format_timestamp, Micros};
@@ -100,14 +100,6 @@ pub async fn create(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErr
             "Invalid device: no such device of yours.",
         ));
     };
-    let counter = LimitKey::TokenCreations {
-        account_id: owner.clone(),
-    };
-    let admission = deps
-        .store
-        .count_hit(&counter, deps.clock.now_us(), deps.settings.token_limit)
-        .await?;
-    refuse_if_limited(admission, "TokenCreations")?;
     // The cap on live tokens keeps every read of them bounded. Counted before
     // the write: concurrent creations can pass it together, at most by the
     // creations in flight (which the creation limit bounds).
@@ -145,7 +137,11 @@ async fn create_attempt(
         created_us: now,
         expires_us: now.saturating_add(lifetime),
     };
-    match deps.store.create_token(&record).await {
+    match deps
+        .store
+        .create_token(&record, deps.settings.token_limit)
+        .await
+    {
         Ok(()) => Ok(ApiResponse::json(201, token_json(&record))),
         // A collision of 160 random bits, or the device vanished meanwhile:
         // re-check the device and try again.

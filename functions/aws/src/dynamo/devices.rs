@@ -181,10 +181,10 @@ impl DeviceStore for DynamoStore {
         }
         // A new device is a registration, counted in this same write.
         let mut registration_slot = None;
+        let counted = LimitKey::DeviceRegistrations {
+            account_id: device.owner.clone(),
+        };
         if write.is_new {
-            let counted = LimitKey::DeviceRegistrations {
-                account_id: device.owner.clone(),
-            };
             if let Some(slot) =
                 self.counter_slot(&counted, write.now_us, write.registration_limit)?
             {
@@ -223,6 +223,7 @@ impl DeviceStore for DynamoStore {
                 {
                     let (_, retry_after_seconds) = write.registration_limit.window_at(write.now_us);
                     Err(WriteConflict::Limited {
+                        limit: counted.name(),
                         retry_after_seconds,
                     })
                 }

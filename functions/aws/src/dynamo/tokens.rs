@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, ReturnValue, TransactWriteItem};
 use push_core::model::{DeviceKind, TokenRecord};
-use push_core::ports::{KnockAdmission, PortError, TokenStore, WriteConflict};
+use push_core::ports::{KnockAdmission, LimitKey, PortError, TokenStore, WriteConflict};
 use push_core::time::Micros;
 use push_core::Limit;
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,7 @@ impl From<TokenItem> for TokenRecord {
 
 #[async_trait]
 impl TokenStore for DynamoStore {
-    async fn create_token(&self, token: &TokenRecord) -> Result<(), WriteConflict> {
+    async fn create_token(&self, token: &TokenRecord, limit: Limit) -> Result<(), WriteConflict> {
         let expires_at = token.expires_us.div_euclid(1_000_000) + 1;
         let (pk, sk) = keys::token(&token.token);
         let lookup = TokenItem {
@@ -114,20 +114,39 @@ impl TokenStore for DynamoStore {
             .build()
             .map_err(build_err)?;
         let new = Some("attribute_not_exists(pk)");
-        let items = vec![
+        let mut items = vec![
             self.put(to_item(&lookup)?, new, vec![])?,
             self.put(to_item(&owned)?, new, vec![])?,
             TransactWriteItem::builder().condition_check(check).build(),
         ];
+        // Counted in the same write: only tokens that are created count, and
+        // no counter is left for an account deleted meanwhile.
+        let counted = LimitKey::TokenCreations {
+            account_id: token.owner.clone(),
+        };
+        let mut counter_slot = None;
+        if let Some(slot) = self.counter_slot(&counted, token.created_us, limit)? {
+            counter_slot = Some(items.len());
+            items.push(slot);
+        }
         match self.transact(items).await {
             Ok(()) => Ok(()),
-            Err(err)
-                if cancellation_codes(&err)
-                    .is_some_and(|c| c.iter().any(|c| c == "ConditionalCheckFailed")) =>
-            {
-                Err(WriteConflict::Conflict)
-            }
-            Err(err) => Err(port_error("TransactWriteItems", err).into()),
+            Err(err) => match cancellation_codes(&err) {
+                Some(codes)
+                    if counter_slot
+                        .and_then(|i| codes.get(i))
+                        .is_some_and(|c| c == "ConditionalCheckFailed") =>
+                {
+                    Err(WriteConflict::Limited {
+                        limit: counted.name(),
+                        retry_after_seconds: limit.window_at(token.created_us).1,
+                    })
+                }
+                Some(codes) if codes.iter().any(|c| c == "ConditionalCheckFailed") => {
+                    Err(WriteConflict::Conflict)
+                }
+                _ => Err(port_error("TransactWriteItems", err).into()),
+            },
         }
     }
     async fn get_own_token(
