@@ -9,6 +9,13 @@
 use api_tests::*;
 use serde_json::json;
 
+/// `POST device/<kind>/` with a push token, as the apps register.
+async fn register(api: &Api, a: &Account, kind: &str, registration_id: serde_json::Value) -> Reply {
+    let body = json!({ "registration_id": registration_id });
+    api.post(&format!("device/{kind}/"), Some(&a.key), Body::Json(body))
+        .await
+}
+
 async fn login(api: &Api, a: &Account) -> Reply {
     api.post(
         "accounts/",
@@ -52,13 +59,7 @@ async fn devices_beyond_the_cap_are_refused_and_leave_no_endpoint() {
     let d1 = api.device(&a, "apns", &first).await;
     api.device(&a, "gcm", &fcm_token()).await;
     let third = apns_token();
-    let r = api
-        .post(
-            "device/apns/",
-            Some(&a.key),
-            Body::Json(json!({"registration_id": third})),
-        )
-        .await;
+    let r = register(api, &a, "apns", json!(third)).await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.json["registration_id"].is_array(), "{}", r.text);
     assert!(
@@ -66,13 +67,7 @@ async fn devices_beyond_the_cap_are_refused_and_leave_no_endpoint() {
         "no endpoint for a refused device"
     );
     // Registering a device it has again is no new device.
-    let again = api
-        .post(
-            "device/apns/",
-            Some(&a.key),
-            Body::Json(json!({"registration_id": first})),
-        )
-        .await;
+    let again = register(api, &a, "apns", json!(first)).await;
     assert_eq!(again.status, 200, "{}", again.text);
     // Deleting one makes room.
     let path = format!("device/apns/{}/", d1["id"].as_str().unwrap());
@@ -92,23 +87,11 @@ async fn new_devices_beyond_the_registration_limit_are_429() {
     let a = api.signup().await;
     let d = api.device(&a, "apns", &apns_token()).await;
     api.device(&a, "apns", &apns_token()).await;
-    let r = api
-        .post(
-            "device/gcm/",
-            Some(&a.key),
-            Body::Json(json!({"registration_id": fcm_token()})),
-        )
-        .await;
+    let r = register(api, &a, "gcm", json!(fcm_token())).await;
     assert_eq!(r.status, 429, "{}", r.text);
     assert!(r.header("retry-after").is_some());
     // Refreshing a device it has is not a registration.
-    let r = api
-        .post(
-            "device/apns/",
-            Some(&a.key),
-            Body::Json(json!({"registration_id": d["registration_id"]})),
-        )
-        .await;
+    let r = register(api, &a, "apns", json!(d["registration_id"])).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -215,25 +198,13 @@ async fn hostile_fcm_ids_and_tokens_the_push_service_refuses_are_400() {
     let api = Api::new();
     let a = api.signup().await;
     for id in ["fcm-\u{1}-x", "fcm-ä", "fcm-\u{7f}"] {
-        let r = api
-            .post(
-                "device/gcm/",
-                Some(&a.key),
-                Body::Json(json!({"registration_id": id})),
-            )
-            .await;
+        let r = register(&api, &a, "gcm", json!(id)).await;
         assert_eq!(r.status, 400, "{id:?}: {}", r.text);
         assert!(r.json["registration_id"].is_array());
     }
     // SNS answers InvalidParameter (the emulator is told to refuse these).
     let refused = format!("refused:{}", uuid::Uuid::new_v4().simple());
-    let r = api
-        .post(
-            "device/gcm/",
-            Some(&a.key),
-            Body::Json(json!({"registration_id": refused})),
-        )
-        .await;
+    let r = register(&api, &a, "gcm", json!(refused)).await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.json["registration_id"].is_array());
     let list = api.get("device/gcm/", Some(&a.key)).await;
