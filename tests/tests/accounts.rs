@@ -231,36 +231,6 @@ async fn delete_removes_the_account_and_its_keys() {
 }
 
 #[tokio::test]
-async fn fifty_concurrent_signups_of_one_username_make_one_account() {
-    let api = Api::new();
-    let username = random_username();
-    let attempts = (0..50).map(|_| {
-        let api = api.clone();
-        let username = username.clone();
-        async move {
-            api.post(
-                "accounts/",
-                None,
-                Body::Json(json!({"username": username, "password": "same"})),
-            )
-            .await
-        }
-    });
-    let replies = futures_util::future::join_all(attempts).await;
-    let created = replies.iter().filter(|r| r.status == 201).count();
-    let logged_in = replies.iter().filter(|r| r.status == 200).count();
-    assert_eq!(
-        (created, logged_in),
-        (1, 49),
-        "{:?}",
-        replies.iter().map(|r| r.status).collect::<Vec<_>>()
-    );
-    let ids: std::collections::HashSet<_> =
-        replies.iter().map(|r| r.json["id"].to_string()).collect();
-    assert_eq!(ids.len(), 1);
-}
-
-#[tokio::test]
 async fn validation_errors_name_the_field_and_create_nothing() {
     let api = Api::new();
     let cases = [
