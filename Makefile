@@ -1,5 +1,5 @@
 # The commands of the README. Each installs what is missing first.
-.PHONY: run test test-faults bench fuzz lint lint-template fmt check deploy-tools package
+.PHONY: run test test-faults sam-local sam-local-test sam-invoke bench fuzz lint lint-template fmt check deploy-tools package
 
 export SAM_CLI_TELEMETRY := 0
 
@@ -15,6 +15,20 @@ test:
 ## tests expecting success may see 503; the run fails only if any request was answered 500.
 test-faults:
 	EMULATOR_FAULT_RATE=$${EMULATOR_FAULT_RATE:-0.05} infra/local/stack.sh test
+
+## The functions in Docker containers through `sam local start-api` (and `start-lambda`), against
+## the emulator; installs and starts Docker if needed (root). Ctrl-C stops everything it started.
+sam-local:
+	infra/sam-local/stack.sh run
+
+## The black-box tests through `sam local start-api` on free ports (what CI runs after make test).
+sam-local-test:
+	infra/sam-local/stack.sh test
+
+## `sam local invoke` one function with an event, against a running `make sam-local`, e.g.
+## make sam-invoke FUNCTION=FeedbackFunction EVENT=infra/events/delivery-failure.json
+sam-invoke:
+	infra/sam-local/stack.sh invoke "$(FUNCTION)" "$(EVENT)"
 
 ## Release build, then cold start, footprint, latency, AWS calls, fan-out, CPU, cost -> docs/BENCHMARKS.md.
 bench:
@@ -48,4 +62,4 @@ package: deploy-tools
 	@for f in .aws-sam/build/*Function/bootstrap; do ls -l "$$f"; done
 
 ## Everything CI runs.
-check: lint lint-template test
+check: lint lint-template test sam-local-test

@@ -1,6 +1,7 @@
 //! Delivery feedback: SNS application events (the sample events shipped in
-//! infra/events/) fed to the `feedback` function through the local stack's
-//! Lambda Invoke API, and the metrics a knock emits.
+//! infra/events/) fed to the `feedback` function through a Lambda Invoke API
+//! (the local router's, or `sam local start-lambda`'s), and the metrics a
+//! knock emits.
 
 // Black-box: needs the local stack (`make test` turns this feature on).
 #![cfg(feature = "stack")]
@@ -14,8 +15,12 @@ fn event(name: &str, endpoint_arn: &str) -> Value {
     serde_json::from_str(&text.replace("{{ENDPOINT_ARN}}", endpoint_arn)).expect("event JSON")
 }
 
+/// Lambda's Invoke API: the router's own (`make test`), or `sam local
+/// start-lambda`'s when `LAMBDA_INVOKE_URL` names one (`make sam-local-test`).
 async fn invoke_feedback(api: &Api, event: Value) -> Reply {
-    let root = api.base.trim_end_matches("/api/v1/");
+    let root = std::env::var("LAMBDA_INVOKE_URL")
+        .unwrap_or_else(|_| api.base.trim_end_matches("/api/v1/").to_string());
+    let root = root.trim_end_matches('/');
     api.send(
         "POST",
         &format!("{root}/2015-03-31/functions/FeedbackFunction/invocations"),
@@ -164,70 +169,77 @@ async fn malformed_events_change_nothing_and_are_not_retried() {
     assert!(active(&api, &a, "apns", d["id"].as_str().unwrap()).await);
 }
 
-#[tokio::test]
-async fn a_knock_emits_an_embedded_metric_format_line() {
-    // A router of its own: its output holds this test's knock alone.
-    let router = Router::start(&[]).await;
-    let api = &router.api;
-    let a = api.signup().await;
-    let t = apns_token();
-    let d = api.device(&a, "apns", &t).await;
-    let whitelist = api.token(&a, "apns", d["id"].as_str().unwrap()).await;
-    assert_eq!(api.knock(&whitelist, json!({})).await.status, 202);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let out = router
-        .out
-        .clone()
-        .expect("ROUTER_LOG_DIR (set by make test)");
-    let text = std::fs::read_to_string(&out).unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["Function"] == "knock")
-        .collect();
-    assert_eq!(lines.len(), 1, "one knock, one metric line: {text}");
-    let line = &lines[0];
-    assert_eq!(line["PushesPublishedApns"], 1.0);
-    assert_eq!(line["KnocksAccepted"], 1.0);
-    assert_eq!(
-        line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
-        "ChatSecurePush"
-    );
-    let declared: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["Name"].as_str().unwrap())
-        .collect();
-    for name in [
-        "KnocksAccepted",
-        "PushesPublishedApns",
-        "PushesPublishedFcm",
-        "PublishFailures",
-        "EndpointsDisabled",
-        "EndpointsGone",
-        "DevicesDeactivated",
-        "KnockLatency",
-    ] {
-        assert!(declared.contains(&name), "{name}");
-    }
-    // Neither the metric lines nor the log lines carry secrets or identifiers
-    // of the phone: whitelist token, API key, device token, endpoint ARN.
-    let log = out.with_extension("log");
-    let logs = format!(
-        "{text}\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    let arn = endpoint(&t).await.arn;
-    for (what, secret) in [
-        ("whitelist token", &whitelist),
-        ("API key", &a.key),
-        ("device token", &t),
-        ("endpoint ARN", &arn),
-    ] {
-        assert!(
-            !logs.contains(secret.as_str()),
-            "a log line contains the {what}"
+/// Tests that start a router (and sometimes an emulator) of their own, with
+/// settings or faults of their own: they exercise the handlers in-process, not
+/// through the shared stack, so `make sam-local-test` leaves them out.
+mod own_stack {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_knock_emits_an_embedded_metric_format_line() {
+        // A router of its own: its output holds this test's knock alone.
+        let router = Router::start(&[]).await;
+        let api = &router.api;
+        let a = api.signup().await;
+        let t = apns_token();
+        let d = api.device(&a, "apns", &t).await;
+        let whitelist = api.token(&a, "apns", d["id"].as_str().unwrap()).await;
+        assert_eq!(api.knock(&whitelist, json!({})).await.status, 202);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let out = router
+            .out
+            .clone()
+            .expect("ROUTER_LOG_DIR (set by make test)");
+        let text = std::fs::read_to_string(&out).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["Function"] == "knock")
+            .collect();
+        assert_eq!(lines.len(), 1, "one knock, one metric line: {text}");
+        let line = &lines[0];
+        assert_eq!(line["PushesPublishedApns"], 1.0);
+        assert_eq!(line["KnocksAccepted"], 1.0);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "ChatSecurePush"
         );
+        let declared: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        for name in [
+            "KnocksAccepted",
+            "PushesPublishedApns",
+            "PushesPublishedFcm",
+            "PublishFailures",
+            "EndpointsDisabled",
+            "EndpointsGone",
+            "DevicesDeactivated",
+            "KnockLatency",
+        ] {
+            assert!(declared.contains(&name), "{name}");
+        }
+        // Neither the metric lines nor the log lines carry secrets or identifiers
+        // of the phone: whitelist token, API key, device token, endpoint ARN.
+        let log = out.with_extension("log");
+        let logs = format!(
+            "{text}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let arn = endpoint(&t).await.arn;
+        for (what, secret) in [
+            ("whitelist token", &whitelist),
+            ("API key", &a.key),
+            ("device token", &t),
+            ("endpoint ARN", &arn),
+        ] {
+            assert!(
+                !logs.contains(secret.as_str()),
+                "a log line contains the {what}"
+            );
+        }
     }
 }

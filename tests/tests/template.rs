@@ -132,3 +132,38 @@ fn openapi_describes_exactly_the_template_routes() {
         "openapi.yaml paths vs template.yaml routes"
     );
 }
+
+/// The value under a CloudFormation short-form tag (`!If`, `!Ref`, ...).
+fn tagged<'a>(v: &'a serde_yaml::Value, tag: &str) -> &'a serde_yaml::Value {
+    match v {
+        serde_yaml::Value::Tagged(t) if t.tag == serde_yaml::value::Tag::new(tag) => &t.value,
+        other => panic!("expected !{tag}, found {other:?}"),
+    }
+}
+
+/// On AWS the functions get no `AWS_ENDPOINT_URL` at all: the SDK takes even
+/// an empty one as the endpoint (and panics). Only a local run that sets
+/// `LocalEndpointUrl` declares it (`make sam-local`).
+#[test]
+fn aws_endpoint_url_is_declared_only_when_a_local_run_sets_it() {
+    let tpl = template();
+    assert_eq!(tpl["Parameters"]["LocalEndpointUrl"]["Default"], "");
+    let condition = tagged(&tpl["Conditions"]["HasLocalEndpoint"], "Not");
+    let equals = tagged(&condition[0], "Equals");
+    assert_eq!(tagged(&equals[0], "Ref"), "LocalEndpointUrl");
+    assert_eq!(equals[1], "");
+    let value = tagged(
+        &tpl["Globals"]["Function"]["Environment"]["Variables"]["AWS_ENDPOINT_URL"],
+        "If",
+    );
+    assert_eq!(value[0], "HasLocalEndpoint");
+    assert_eq!(tagged(&value[1], "Ref"), "LocalEndpointUrl");
+    assert_eq!(tagged(&value[2], "Ref"), "AWS::NoValue");
+    for (name, resource) in tpl["Resources"].as_mapping().unwrap() {
+        let own = &resource["Properties"]["Environment"]["Variables"];
+        assert!(
+            own.get("AWS_ENDPOINT_URL").is_none(),
+            "{name:?} declares AWS_ENDPOINT_URL unconditionally"
+        );
+    }
+}

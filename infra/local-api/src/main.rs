@@ -1,5 +1,8 @@
 //! `local-api`: sets up the emulator (table, platform applications) and serves
 //! the handlers at `http://127.0.0.1:$PORT/api/v1/` until SIGINT or SIGTERM.
+//! `local-api setup` only sets up, printing `TABLE_NAME=…`,
+//! `APNS_PLATFORM_APPLICATION_ARN=…` and `GCM_PLATFORM_APPLICATION_ARN=…`
+//! (for `make sam-local`, whose functions run in containers).
 //!
 //! Environment: `PORT` (default 3000), `TEMPLATE` (default `template.yaml`),
 //! `TABLE_NAME` (default `chatsecure-push-local`), the standard AWS variables
@@ -80,6 +83,10 @@ async fn main() -> Result<(), BoxError> {
             setup::ensure_platform_application(&sns, GCM_APP, "GCM").await?,
         )
     };
+    if std::env::args().nth(1).as_deref() == Some("setup") {
+        println!("TABLE_NAME={table}\nAPNS_PLATFORM_APPLICATION_ARN={apns}\nGCM_PLATFORM_APPLICATION_ARN={gcm}");
+        return Ok(());
+    }
 
     let mut config = match AppConfig::from_env() {
         Ok(c) => c,
