@@ -11,6 +11,8 @@ pub mod devices;
 pub mod error;
 pub mod feedback;
 pub mod fields;
+#[cfg(test)]
+mod in_process;
 pub mod knock;
 pub mod metrics;
 pub mod model;
@@ -20,6 +22,8 @@ pub mod ports;
 pub mod request;
 pub mod retry;
 pub mod secrets;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 pub mod tokens;
 

@@ -1,0 +1,71 @@
+//! The rules tested in-process, against the in-memory ports of
+//! [`crate::testing`]: every branch of knock delivery and device registration,
+//! including the failures and interleavings the emulator cannot be made to
+//! produce on demand. (The black-box tests in `tests/` drive the same
+//! operations over HTTP against the AWS emulator.)
+
+mod devices;
+mod knock;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::request::{ApiRequest, ApiResponse};
+use crate::testing::World;
+
+/// A JSON request to `/api/v1/<path>`, with the API key if given.
+fn request(method: &str, path: &str, key: Option<&str>, body: Value) -> ApiRequest {
+    let path = format!("/api/v1/{path}");
+    ApiRequest {
+        method: method.into(),
+        segments: ApiRequest::segments_of(&path).expect("an API path"),
+        query: vec![],
+        content_type: Some("application/json".into()),
+        authorization: key.map(|k| format!("Token {k}")),
+        origin: "https://push.example".into(),
+        path,
+        body: Bytes::from(body.to_string()),
+        deadline_us: None,
+        source_ip: Some("192.0.2.1".into()),
+    }
+}
+
+/// The status a client would see, and the body.
+fn answer(result: Result<ApiResponse, ApiError>) -> (u16, Value) {
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    (response.status, response.body.unwrap_or(Value::Null))
+}
+
+/// An APNs push token (64 hex digits) made from `n`.
+fn apns_token(n: u32) -> String {
+    format!("{n:064x}")
+}
+
+/// Registers a device through the operation; returns its id.
+async fn register(world: &World, key: &str, kind: &str, registration_id: &str) -> (u16, Value) {
+    let kind_enum = crate::model::DeviceKind::from_path(kind).unwrap();
+    let req = request(
+        "POST",
+        &format!("device/{kind}/"),
+        Some(key),
+        serde_json::json!({ "registration_id": registration_id }),
+    );
+    answer(crate::devices::register(&world.deps, &req, kind_enum).await)
+}
+
+/// Issues a whitelist token for a device through the operation.
+async fn token_for(world: &World, key: &str, field: &str, device_id: &str) -> String {
+    let req = request(
+        "POST",
+        "tokens/",
+        Some(key),
+        serde_json::json!({ field: device_id }),
+    );
+    let (status, body) = answer(crate::tokens::create(&world.deps, &req).await);
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().unwrap().to_string()
+}

@@ -1,0 +1,182 @@
+//! The push gateway (SNS platform endpoints), in memory.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+
+use super::{Fault, Faults};
+use crate::model::DeviceKind;
+use crate::ports::{PortError, PublishError, Push, PushGateway};
+
+/// One SNS platform endpoint, in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub kind: DeviceKind,
+    pub token: String,
+    pub enabled: bool,
+}
+
+/// Something a test runs at a chosen moment, standing in for a concurrent request.
+type Interleaving = Box<dyn Fn() + Send + Sync>;
+
+/// The push gateway, in memory: endpoints by ARN, and every push published.
+pub struct MemoryPush {
+    endpoints: Mutex<BTreeMap<String, Endpoint>>,
+    serial: Mutex<u64>,
+    /// Every successful publish: (endpoint ARN, push).
+    published: Mutex<Vec<(String, Push)>>,
+    publish_faults: Faults,
+    faults: Faults,
+    kinds: Vec<DeviceKind>,
+    before_ensure: Mutex<Option<Interleaving>>,
+}
+
+impl Default for MemoryPush {
+    fn default() -> Self {
+        Self::with_kinds(&[DeviceKind::Apns, DeviceKind::Gcm])
+    }
+}
+
+impl MemoryPush {
+    /// A gateway configured for these kinds of device only.
+    pub fn with_kinds(kinds: &[DeviceKind]) -> Self {
+        MemoryPush {
+            endpoints: Mutex::default(),
+            serial: Mutex::default(),
+            published: Mutex::default(),
+            publish_faults: Faults::default(),
+            faults: Faults::default(),
+            kinds: kinds.to_vec(),
+            before_ensure: Mutex::default(),
+        }
+    }
+    pub fn endpoint(&self, arn: &str) -> Option<Endpoint> {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(arn)
+            .cloned()
+    }
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+    /// What SNS does when the push service reports the token dead.
+    pub fn disable(&self, arn: &str) {
+        if let Some(e) = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(arn)
+        {
+            e.enabled = false;
+        }
+    }
+    /// An endpoint deleted behind the store's back.
+    pub fn remove(&self, arn: &str) {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(arn);
+    }
+    /// The pushes published so far: (endpoint ARN, push).
+    pub fn published(&self) -> Vec<(String, Push)> {
+        self.published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+    /// The next `times` publishes to `arn` fail as unavailable.
+    pub fn fail_publish(&self, arn: &str, times: usize) {
+        self.publish_faults.push(arn, Fault::Unavailable, times);
+    }
+    /// Runs `f` at the start of every `ensure_endpoint` call: what another
+    /// request does meanwhile.
+    pub fn before_ensure_endpoint(&self, f: impl Fn() + Send + Sync + 'static) {
+        *self
+            .before_ensure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Box::new(f));
+    }
+    /// The next `times` calls of `call` (`ensure_endpoint`, ...) fail so.
+    pub fn fail(&self, call: &str, fault: Fault, times: usize) {
+        self.faults.push(call, fault, times);
+    }
+}
+
+#[async_trait]
+impl PushGateway for MemoryPush {
+    fn supports(&self, kind: DeviceKind) -> bool {
+        self.kinds.contains(&kind)
+    }
+    async fn ensure_endpoint(
+        &self,
+        kind: DeviceKind,
+        token: &str,
+        known: Option<&str>,
+    ) -> Result<String, PortError> {
+        if let Some(f) = &*self
+            .before_ensure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            f();
+        }
+        self.faults.check("ensure_endpoint")?;
+        let mut endpoints = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let fresh = Endpoint {
+            kind,
+            token: token.into(),
+            enabled: true,
+        };
+        if let Some(arn) = known.filter(|arn| endpoints.contains_key(*arn)) {
+            endpoints.insert(arn.into(), fresh);
+            return Ok(arn.into());
+        }
+        // SNS keeps one endpoint per token and application.
+        if let Some((arn, e)) = endpoints
+            .iter_mut()
+            .find(|(_, e)| e.kind == kind && e.token == token)
+        {
+            e.enabled = true;
+            return Ok(arn.clone());
+        }
+        let mut serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
+        *serial += 1;
+        let arn = format!("arn:memory:sns:endpoint/{}/{}", kind.as_str(), *serial);
+        endpoints.insert(arn.clone(), fresh);
+        Ok(arn)
+    }
+    async fn delete_endpoint(&self, arn: &str) -> Result<(), PortError> {
+        self.faults.check("delete_endpoint")?;
+        self.endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(arn);
+        Ok(())
+    }
+    async fn endpoint_enabled(&self, arn: &str) -> Result<Option<bool>, PortError> {
+        self.faults.check("endpoint_enabled")?;
+        Ok(self.endpoint(arn).map(|e| e.enabled))
+    }
+    async fn publish(&self, arn: &str, _kind: DeviceKind, push: &Push) -> Result<(), PublishError> {
+        self.publish_faults.check(arn)?;
+        match self.endpoint(arn) {
+            None => Err(PublishError::Gone),
+            Some(e) if !e.enabled => Err(PublishError::Disabled),
+            Some(_) => {
+                self.published
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((arn.into(), push.clone()));
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! The store's accounts and devices, in memory (tokens and limits: `tokens.rs`).
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+
+use super::{Fault, Faults};
+use crate::model::{
+    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushTokenClaim, TokenRecord,
+};
+use crate::ports::{
+    AccountStore, Admission, ClaimChange, CreateAccountError, DeviceRemoval, DeviceStore,
+    DeviceWrite, LimitKey, PortError, WriteConflict,
+};
+use crate::time::Micros;
+use crate::{secrets, Limit};
+
+#[derive(Default)]
+pub(super) struct Tables {
+    /// By username.
+    pub(super) accounts: BTreeMap<String, AccountRecord>,
+    /// Lower-cased email → username.
+    pub(super) emails: BTreeMap<String, String>,
+    /// By key hash, with the order of creation.
+    pub(super) keys: BTreeMap<String, (ApiKeyRecord, u64)>,
+    pub(super) key_serial: u64,
+    /// By (owner, id).
+    pub(super) devices: BTreeMap<(String, String), DeviceRecord>,
+    /// By (kind, push token).
+    pub(super) claims: BTreeMap<(&'static str, String), PushTokenClaim>,
+    /// By value, with the knock log (newest first).
+    pub(super) tokens: BTreeMap<String, (TokenRecord, Vec<Micros>)>,
+    /// Fixed-window counters by "limit key/window".
+    pub(super) counters: BTreeMap<String, u32>,
+    pub(super) salts: BTreeMap<i64, String>,
+}
+
+/// The store, in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+    pub(super) faults: Faults,
+}
+
+impl MemoryStore {
+    pub(super) fn tables(&self) -> MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next `times` calls of `call` (a port method's name) fail so.
+    pub fn fail(&self, call: &str, fault: Fault, times: usize) {
+        self.faults.push(call, fault, times);
+    }
+
+    /// An account with one API key, written directly; returns the key.
+    pub fn add_account(&self, username: &str) -> (AccountRecord, String) {
+        let account = AccountRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: username.into(),
+            email: String::new(),
+            password_hash: String::new(),
+            created_us: 0,
+            failed_logins: vec![],
+            deleting: false,
+        };
+        let key = secrets::new_api_key();
+        let record = ApiKeyRecord {
+            key_hash: secrets::sha256_hex(&key),
+            account_id: account.id.clone(),
+            username: username.into(),
+            email: String::new(),
+        };
+        let mut t = self.tables();
+        t.accounts.insert(username.into(), account.clone());
+        t.key_serial += 1;
+        let serial = t.key_serial;
+        t.keys.insert(record.key_hash.clone(), (record, serial));
+        (account, key)
+    }
+
+    /// Every device, as stored.
+    pub fn devices(&self) -> Vec<DeviceRecord> {
+        self.tables().devices.values().cloned().collect()
+    }
+
+    /// The claim on a push token.
+    pub fn claim(&self, kind: DeviceKind, registration_id: &str) -> Option<PushTokenClaim> {
+        self.tables()
+            .claims
+            .get(&(kind.as_str(), registration_id.to_string()))
+            .cloned()
+    }
+
+    /// Stores a device and its claim directly, as a concurrent registration would.
+    pub fn insert_device(&self, device: DeviceRecord) {
+        let mut t = self.tables();
+        t.claims.insert(
+            (device.kind.as_str(), device.registration_id.clone()),
+            PushTokenClaim {
+                owner: device.owner.clone(),
+                device_id: device.id.clone(),
+            },
+        );
+        t.devices
+            .insert((device.owner.clone(), device.id.clone()), device);
+    }
+
+    /// Deletes a device record directly, as a concurrent deletion would.
+    pub fn remove_device(&self, owner: &str, id: &str) {
+        self.tables()
+            .devices
+            .remove(&(owner.to_string(), id.to_string()));
+    }
+
+    /// Every whitelist token, as stored.
+    pub fn tokens(&self) -> Vec<TokenRecord> {
+        self.tables()
+            .tokens
+            .values()
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    /// Marks an account as being deleted, as a deletion's first step does.
+    pub fn mark_deleting(&self, username: &str) {
+        if let Some(a) = self.tables().accounts.get_mut(username) {
+            a.deleting = true;
+        }
+    }
+}
+
+#[async_trait]
+impl AccountStore for MemoryStore {
+    async fn get_account(&self, username: &str) -> Result<Option<AccountRecord>, PortError> {
+        self.faults.check("get_account")?;
+        Ok(self.tables().accounts.get(username).cloned())
+    }
+    async fn create_account(
+        &self,
+        account: &AccountRecord,
+        key: &ApiKeyRecord,
+    ) -> Result<(), CreateAccountError> {
+        self.faults.check("create_account")?;
+        let mut t = self.tables();
+        if t.accounts.contains_key(&account.username) {
+            return Err(CreateAccountError::UsernameTaken);
+        }
+        let email = account.email.to_lowercase();
+        if !email.is_empty() && t.emails.contains_key(&email) {
+            return Err(CreateAccountError::EmailTaken);
+        }
+        if !email.is_empty() {
+            t.emails.insert(email, account.username.clone());
+        }
+        t.accounts.insert(account.username.clone(), account.clone());
+        t.key_serial += 1;
+        let serial = t.key_serial;
+        t.keys.insert(key.key_hash.clone(), (key.clone(), serial));
+        Ok(())
+    }
+    async fn log_failed_login(
+        &self,
+        username: &str,
+        now_us: Micros,
+        limit: Limit,
+    ) -> Result<Admission, PortError> {
+        self.faults.check("log_failed_login")?;
+        let mut t = self.tables();
+        let Some(account) = t.accounts.get_mut(username) else {
+            return Ok(Admission::Missing);
+        };
+        if let Some(retry_after_seconds) = limit.blocked_by_log(&account.failed_logins, now_us) {
+            return Ok(Admission::Limited {
+                retry_after_seconds,
+            });
+        }
+        account.failed_logins.insert(0, now_us);
+        account.failed_logins.truncate(limit.max.max(1) as usize);
+        Ok(Admission::Admitted)
+    }
+    async fn add_login_key(
+        &self,
+        key: &ApiKeyRecord,
+        now_us: Micros,
+        limit: Limit,
+    ) -> Result<Admission, PortError> {
+        self.faults.check("add_login_key")?;
+        let mut t = self.tables();
+        let Some(account) = t.accounts.get_mut(&key.username) else {
+            return Ok(Admission::Missing);
+        };
+        if account.id != key.account_id || account.deleting {
+            return Ok(Admission::Missing);
+        }
+        if let Some(retry_after_seconds) = limit.blocked_by_log(&account.failed_logins, now_us) {
+            return Ok(Admission::Limited {
+                retry_after_seconds,
+            });
+        }
+        account.failed_logins.clear();
+        t.key_serial += 1;
+        let serial = t.key_serial;
+        t.keys.insert(key.key_hash.clone(), (key.clone(), serial));
+        Ok(Admission::Admitted)
+    }
+    async fn trim_api_keys(&self, account_id: &str, keep: u32) -> Result<usize, PortError> {
+        self.faults.check("trim_api_keys")?;
+        let mut t = self.tables();
+        let mut own: Vec<(u64, String)> = t
+            .keys
+            .iter()
+            .filter(|(_, (k, _))| k.account_id == account_id)
+            .map(|(hash, (_, serial))| (*serial, hash.clone()))
+            .collect();
+        own.sort_unstable_by(|a, b| b.cmp(a));
+        let revoked: Vec<String> = own
+            .into_iter()
+            .skip(keep as usize)
+            .map(|(_, h)| h)
+            .collect();
+        for hash in &revoked {
+            t.keys.remove(hash);
+        }
+        Ok(revoked.len())
+    }
+    async fn get_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, PortError> {
+        self.faults.check("get_api_key")?;
+        Ok(self.tables().keys.get(key_hash).map(|(k, _)| k.clone()))
+    }
+    async fn begin_account_deletion(
+        &self,
+        account_id: &str,
+        username: &str,
+    ) -> Result<bool, PortError> {
+        self.faults.check("begin_account_deletion")?;
+        match self.tables().accounts.get_mut(username) {
+            Some(a) if a.id == account_id => {
+                a.deleting = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn finish_account_deletion(
+        &self,
+        account_id: &str,
+        username: &str,
+        email: &str,
+    ) -> Result<(), PortError> {
+        self.faults.check("finish_account_deletion")?;
+        let mut t = self.tables();
+        t.tokens.retain(|_, (tok, _)| tok.owner != account_id);
+        t.keys.retain(|_, (k, _)| k.account_id != account_id);
+        let email = email.to_lowercase();
+        if t.emails.get(&email).is_some_and(|u| u == username) {
+            t.emails.remove(&email);
+        }
+        if t.accounts.get(username).is_some_and(|a| a.id == account_id) {
+            t.accounts.remove(username);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeviceStore for MemoryStore {
+    async fn list_devices(&self, owner: &str) -> Result<Vec<DeviceRecord>, PortError> {
+        self.faults.check("list_devices")?;
+        let t = self.tables();
+        Ok(t.devices
+            .values()
+            .filter(|d| d.owner == owner)
+            .cloned()
+            .collect())
+    }
+    async fn get_device(&self, owner: &str, id: &str) -> Result<Option<DeviceRecord>, PortError> {
+        self.faults.check("get_device")?;
+        let key = (owner.to_string(), id.to_string());
+        Ok(self.tables().devices.get(&key).cloned())
+    }
+    async fn get_claim(
+        &self,
+        kind: DeviceKind,
+        registration_id: &str,
+    ) -> Result<Option<PushTokenClaim>, PortError> {
+        self.faults.check("get_claim")?;
+        Ok(self.claim(kind, registration_id))
+    }
+    /// All or nothing, refused as the DynamoDB transaction is: the account
+    /// first, then the device cap, then the registration limit, then any
+    /// other condition (a conflict).
+    async fn save_device(&self, write: &DeviceWrite) -> Result<(), WriteConflict> {
+        self.faults.check("save_device")?;
+        let mut t = self.tables();
+        let device = &write.device;
+        let key = (device.owner.clone(), device.id.clone());
+        let claim_key = (device.kind.as_str(), device.registration_id.clone());
+        let account_ok = t
+            .accounts
+            .get(&write.owner_username)
+            .is_some_and(|a| a.id == device.owner && !a.deleting);
+        if !account_ok {
+            return Err(WriteConflict::AccountGone);
+        }
+        if write.is_new {
+            let owned = t.devices.keys().filter(|(o, _)| *o == device.owner).count();
+            let taken_over =
+                matches!(&write.claim, ClaimChange::TakeFrom(c) if c.owner == device.owner);
+            if owned - usize::from(taken_over) >= write.device_limit as usize {
+                return Err(WriteConflict::DeviceLimit);
+            }
+        }
+        let claim_holds = match &write.claim {
+            ClaimChange::Keep => t
+                .claims
+                .get(&claim_key)
+                .is_some_and(|c| c.device_id == device.id),
+            ClaimChange::Create => !t.claims.contains_key(&claim_key),
+            ClaimChange::TakeFrom(previous) => t.claims.get(&claim_key) == Some(previous),
+        };
+        if t.devices.contains_key(&key) == write.is_new || !claim_holds {
+            return Err(WriteConflict::Conflict);
+        }
+        if write.is_new {
+            let counted = LimitKey::DeviceRegistrations {
+                account_id: device.owner.clone(),
+            };
+            super::tokens::limited(
+                &counted,
+                super::tokens::count(&mut t, &counted, write.now_us, write.registration_limit),
+            )?;
+        }
+        if let ClaimChange::TakeFrom(previous) = &write.claim {
+            t.devices
+                .remove(&(previous.owner.clone(), previous.device_id.clone()));
+        }
+        if let Some(old) = &write.release_claim_of {
+            let old_key = (device.kind.as_str(), old.clone());
+            if t.claims
+                .get(&old_key)
+                .is_some_and(|c| c.device_id == device.id)
+            {
+                t.claims.remove(&old_key);
+            }
+        }
+        t.claims.insert(
+            claim_key,
+            PushTokenClaim {
+                owner: device.owner.clone(),
+                device_id: device.id.clone(),
+            },
+        );
+        t.devices.insert(key, device.clone());
+        Ok(())
+    }
+    async fn delete_device(&self, device: &DeviceRecord) -> Result<DeviceRemoval, PortError> {
+        self.faults.check("delete_device")?;
+        let mut t = self.tables();
+        if t.devices
+            .remove(&(device.owner.clone(), device.id.clone()))
+            .is_none()
+        {
+            return Ok(DeviceRemoval::Gone);
+        }
+        let claim_key = (device.kind.as_str(), device.registration_id.clone());
+        let endpoint_is_ours = match t.claims.get(&claim_key) {
+            None => true,
+            Some(c) if c.device_id == device.id => {
+                t.claims.remove(&claim_key);
+                true
+            }
+            Some(_) => false,
+        };
+        Ok(DeviceRemoval::Removed { endpoint_is_ours })
+    }
+    async fn replace_endpoint(
+        &self,
+        device: &DeviceRecord,
+        new_arn: &str,
+    ) -> Result<bool, PortError> {
+        self.faults.check("replace_endpoint")?;
+        let mut t = self.tables();
+        match t
+            .devices
+            .get_mut(&(device.owner.clone(), device.id.clone()))
+        {
+            Some(d) if d.endpoint_arn == device.endpoint_arn => {
+                d.endpoint_arn = new_arn.into();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn set_device_active(
+        &self,
+        owner: &str,
+        id: &str,
+        active: bool,
+    ) -> Result<(), PortError> {
+        self.faults.check("set_device_active")?;
+        if let Some(d) = self
+            .tables()
+            .devices
+            .get_mut(&(owner.to_string(), id.to_string()))
+        {
+            d.active = active;
+        }
+        Ok(())
+    }
+    async fn deactivate_endpoint(&self, endpoint_arn: &str) -> Result<usize, PortError> {
+        self.faults.check("deactivate_endpoint")?;
+        let mut t = self.tables();
+        let mut n = 0;
+        for d in t.devices.values_mut() {
+            if d.endpoint_arn == endpoint_arn && d.active {
+                d.active = false;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,174 @@
+//! The store's whitelist tokens and fixed-window counters, in memory.
+
+use async_trait::async_trait;
+
+use super::store::{MemoryStore, Tables};
+use crate::model::TokenRecord;
+use crate::ports::{
+    Admission, KnockAdmission, LimitKey, LimitStore, PortError, TokenStore, WriteConflict,
+};
+use crate::time::Micros;
+use crate::{secrets, Limit};
+
+/// Counts a hit on a fixed-window counter: the rule of `count_hit` and of the
+/// counter slots inside device and token creations.
+pub(super) fn count(t: &mut Tables, key: &LimitKey, now_us: Micros, limit: Limit) -> Admission {
+    if limit.max == 0 {
+        return Admission::Admitted;
+    }
+    let (window, retry_after_seconds) = limit.window_at(now_us);
+    let n = t.counters.entry(format!("{key:?}/{window}")).or_default();
+    if *n >= limit.max {
+        return Admission::Limited {
+            retry_after_seconds,
+        };
+    }
+    *n += 1;
+    Admission::Admitted
+}
+
+pub(super) fn limited(key: &LimitKey, admission: Admission) -> Result<(), WriteConflict> {
+    match admission {
+        Admission::Limited {
+            retry_after_seconds,
+        } => Err(WriteConflict::Limited {
+            limit: key.name(),
+            retry_after_seconds,
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn create_token(&self, token: &TokenRecord, limit: Limit) -> Result<(), WriteConflict> {
+        self.faults.check("create_token")?;
+        let mut t = self.tables();
+        let device = (token.owner.clone(), token.device_id.clone());
+        if t.tokens.contains_key(&token.token) || !t.devices.contains_key(&device) {
+            return Err(WriteConflict::Conflict);
+        }
+        let counted = LimitKey::TokenCreations {
+            account_id: token.owner.clone(),
+        };
+        limited(&counted, count(&mut t, &counted, token.created_us, limit))?;
+        t.tokens
+            .insert(token.token.clone(), (token.clone(), Vec::new()));
+        Ok(())
+    }
+    async fn get_token(&self, token: &str) -> Result<Option<TokenRecord>, PortError> {
+        self.faults.check("get_token")?;
+        Ok(self.tables().tokens.get(token).map(|(t, _)| t.clone()))
+    }
+    async fn get_own_token(
+        &self,
+        owner: &str,
+        token: &str,
+    ) -> Result<Option<TokenRecord>, PortError> {
+        self.faults.check("get_own_token")?;
+        let t = self.tables();
+        Ok(t.tokens
+            .get(token)
+            .filter(|(t, _)| t.owner == owner)
+            .map(|(t, _)| t.clone()))
+    }
+    async fn admit_knock(
+        &self,
+        token: &str,
+        now_us: Micros,
+        limit: Limit,
+    ) -> Result<KnockAdmission, PortError> {
+        self.faults.check("admit_knock")?;
+        let mut t = self.tables();
+        let Some((record, log)) = t.tokens.get_mut(token).filter(|(t, _)| t.is_live(now_us)) else {
+            return Ok(KnockAdmission::Unknown);
+        };
+        if let Some(retry_after_seconds) = limit.blocked_by_log(log, now_us) {
+            return Ok(KnockAdmission::Limited {
+                retry_after_seconds,
+            });
+        }
+        log.insert(0, now_us);
+        log.truncate(limit.max.max(1) as usize);
+        Ok(KnockAdmission::Admitted(record.clone()))
+    }
+    async fn count_live_tokens(&self, owner: &str, now_us: Micros) -> Result<usize, PortError> {
+        self.faults.check("count_live_tokens")?;
+        let t = self.tables();
+        Ok(t.tokens
+            .values()
+            .filter(|(t, _)| t.owner == owner && t.is_live(now_us))
+            .count())
+    }
+    async fn list_tokens(&self, owner: &str) -> Result<Vec<TokenRecord>, PortError> {
+        self.faults.check("list_tokens")?;
+        let t = self.tables();
+        Ok(t.tokens
+            .values()
+            .filter(|(t, _)| t.owner == owner)
+            .map(|(t, _)| t.clone())
+            .collect())
+    }
+    async fn rename_token(
+        &self,
+        owner: &str,
+        token: &str,
+        name: Option<&str>,
+        now_us: Micros,
+    ) -> Result<Option<TokenRecord>, PortError> {
+        self.faults.check("rename_token")?;
+        let mut t = self.tables();
+        match t.tokens.get_mut(token) {
+            Some((t, _)) if t.owner == owner && t.is_live(now_us) => {
+                t.name = name.map(str::to_string);
+                Ok(Some(t.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+    async fn delete_token(
+        &self,
+        owner: &str,
+        token: &str,
+        now_us: Micros,
+    ) -> Result<bool, PortError> {
+        self.faults.check("delete_token")?;
+        let mut t = self.tables();
+        let own = t
+            .tokens
+            .get(token)
+            .is_some_and(|(t, _)| t.owner == owner && t.is_live(now_us));
+        if own {
+            t.tokens.remove(token);
+        }
+        Ok(own)
+    }
+    async fn delete_device_tokens(&self, owner: &str, device_id: &str) -> Result<(), PortError> {
+        self.faults.check("delete_device_tokens")?;
+        self.tables()
+            .tokens
+            .retain(|_, (t, _)| !(t.owner == owner && t.device_id == device_id));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LimitStore for MemoryStore {
+    async fn count_hit(
+        &self,
+        key: &LimitKey,
+        now_us: Micros,
+        limit: Limit,
+    ) -> Result<Admission, PortError> {
+        self.faults.check("count_hit")?;
+        Ok(count(&mut self.tables(), key, now_us, limit))
+    }
+    async fn daily_salt(&self, day: i64) -> Result<String, PortError> {
+        self.faults.check("daily_salt")?;
+        let mut t = self.tables();
+        Ok(t.salts
+            .entry(day)
+            .or_insert_with(|| secrets::random_hex(32))
+            .clone())
+    }
+}
