@@ -24,7 +24,9 @@ free_port() {
 # something listens there (say, a stack left running in another terminal,
 # which would otherwise answer this one's readiness checks).
 ensure_free_port() {
-  if ! python3 -c 'import socket, sys; s = socket.socket(); s.bind((sys.argv[2], int(sys.argv[1]))); s.close()' "$1" "${3:-127.0.0.1}" 2>/dev/null; then
+  # SO_REUSEADDR as the servers set it: connections of a stack just stopped
+  # (TIME_WAIT) do not count, a listener does.
+  if ! python3 -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[2], int(sys.argv[1]))); s.listen(); s.close()' "$1" "${3:-127.0.0.1}" 2>/dev/null; then
     log "Port $1 is already in use (another stack still running?). Stop it, or choose another port: $2=<port> ${4:-make run}"
     exit 1
   fi

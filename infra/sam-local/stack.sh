@@ -68,7 +68,9 @@ ensure_docker() {
   command -v docker >/dev/null || apt_install docker.io
   as_root "Starting the Docker engine"
   log "Starting the Docker engine (dockerd; log: $LOGDIR/dockerd.log) ..."
-  dockerd >"$LOGDIR/dockerd.log" 2>&1 &
+  # In a session of its own: Ctrl-C must not stop the engine before the SAM
+  # CLI has stopped its containers (stop_sam stops it last).
+  setsid dockerd >"$LOGDIR/dockerd.log" 2>&1 &
   PIDS+=($!)
   local i
   for i in $(seq 1 60); do
@@ -218,12 +220,17 @@ start_sam() {
 # before it started), then the emulator and the engine if this run started it.
 # (SIGTERM: a script's background jobs ignore SIGINT.)
 stop_sam() {
-  local pid left
+  local pid left i
   for pid in "${SAM_PIDS[@]:-}"; do
     [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
   done
   for pid in "${SAM_PIDS[@]:-}"; do
-    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+    [ -n "$pid" ] || continue
+    for i in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -9 "$pid" 2>/dev/null || true
   done
   if [ "$BEFORE" != unset ] && docker info >/dev/null 2>&1; then
     left=$(comm -13 <(printf '%s\n' "${BEFORE:-}") \
@@ -247,6 +254,7 @@ case "$cmd" in
     build_functions
     ;;&
   run)
+    trap 'exit 0' INT TERM # Ctrl-C is how this one ends, as `make run`
     ensure_free_port "${AWS_EMULATOR_PORT:-5000}" AWS_EMULATOR_PORT "$bridge" "make sam-local"
     ensure_free_port "${PORT:-3000}" PORT 127.0.0.1 "make sam-local"
     ensure_free_port "${LAMBDA_PORT:-3001}" LAMBDA_PORT 127.0.0.1 "make sam-local"
