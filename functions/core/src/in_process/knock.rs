@@ -3,7 +3,9 @@
 use serde_json::{json, Value};
 
 use super::{answer, apns_token, register, request, token_for};
+use crate::knock::Delivery;
 use crate::model::DeviceKind;
+use crate::payload::Priority;
 use crate::testing::{Fault, MemoryPush, World};
 use crate::{Limit, Settings};
 
@@ -55,6 +57,13 @@ async fn setup_with(world: World, apns: u32, gcm: u32) -> Setup {
 
 async fn setup(apns: u32, gcm: u32) -> Setup {
     setup_with(World::new(), apns, gcm).await
+}
+
+/// `deliver` with no data and no deadline to speak of: what happened.
+async fn deliver(s: &Setup, priority: Priority) -> Delivery {
+    crate::knock::deliver(&s.world.deps, &s.token, &Value::Null, priority, i64::MAX)
+        .await
+        .unwrap()
 }
 
 async fn knock(world: &World, body: Value) -> (u16, Value) {
@@ -192,15 +201,7 @@ async fn a_deleted_endpoint_of_a_live_device_is_recreated_and_the_push_delivered
     let s = setup(1, 0).await;
     let (id, old_arn) = &s.devices[0];
     s.world.push.remove(old_arn);
-    let delivery = crate::knock::deliver(
-        &s.world.deps,
-        &s.token,
-        &Value::Null,
-        crate::payload::Priority::High,
-        i64::MAX,
-    )
-    .await
-    .unwrap();
+    let delivery = deliver(&s, Priority::High).await;
     assert_eq!((delivery.published, delivery.reattached), (1, 1));
     let device = s
         .world
@@ -225,15 +226,7 @@ async fn a_deleted_endpoint_of_a_device_deleted_meanwhile_is_not_pushed_to() {
     s.world
         .push
         .before_ensure_endpoint(move || store.remove_device(&owner, &gone_id));
-    let delivery = crate::knock::deliver(
-        &s.world.deps,
-        &s.token,
-        &Value::Null,
-        crate::payload::Priority::High,
-        i64::MAX,
-    )
-    .await
-    .unwrap();
+    let delivery = deliver(&s, Priority::High).await;
     assert_eq!(
         (delivery.published, delivery.gone, delivery.reattached),
         (1, 1, 0)
@@ -274,15 +267,7 @@ async fn when_every_publish_fails_the_sender_is_told_to_knock_again() {
 async fn when_some_publishes_fail_the_knock_is_accepted_and_the_failures_counted() {
     let s = setup(3, 0).await;
     s.world.push.fail_publish(&s.devices[2].1, 1);
-    let delivery = crate::knock::deliver(
-        &s.world.deps,
-        &s.token,
-        &Value::Null,
-        crate::payload::Priority::Low,
-        i64::MAX,
-    )
-    .await
-    .unwrap();
+    let delivery = deliver(&s, Priority::Low).await;
     assert_eq!(
         (delivery.published, delivery.failed, delivery.deactivated),
         (2, 1, 0)
@@ -314,15 +299,7 @@ async fn a_device_that_cannot_be_deactivated_does_not_fail_the_knock() {
     s.world
         .store
         .fail("set_device_active", Fault::Unavailable, 1);
-    let delivery = crate::knock::deliver(
-        &s.world.deps,
-        &s.token,
-        &Value::Null,
-        crate::payload::Priority::High,
-        i64::MAX,
-    )
-    .await
-    .unwrap();
+    let delivery = deliver(&s, Priority::High).await;
     assert_eq!(
         (delivery.published, delivery.disabled, delivery.deactivated),
         (1, 1, 0)

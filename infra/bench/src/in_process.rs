@@ -1,0 +1,350 @@
+//! The knock handler in-process, with the real DynamoDB store against the
+//! emulator and SNS simulated: fan-out, handler CPU, account deletion.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use push_aws::AppConfig;
+use push_core::model::DeviceKind;
+use push_core::ports::{PortError, PublishError, Push, PushGateway};
+use push_core::{ApiRequest, Deps, Settings};
+use serde_json::{json, Value};
+
+use crate::common::{apns_token, percentile, proc_usage, username};
+
+pub const SIMULATED_PUBLISH_MS: u64 = 20;
+
+/// SNS as far as publishing goes: every publish succeeds after a fixed delay.
+struct SimulatedSns {
+    inner: Arc<dyn PushGateway>,
+}
+
+#[async_trait::async_trait]
+impl PushGateway for SimulatedSns {
+    fn supports(&self, kind: DeviceKind) -> bool {
+        self.inner.supports(kind)
+    }
+    async fn ensure_endpoint(
+        &self,
+        kind: DeviceKind,
+        token: &str,
+        known: Option<&str>,
+    ) -> Result<String, PortError> {
+        self.inner.ensure_endpoint(kind, token, known).await
+    }
+    async fn delete_endpoint(&self, arn: &str) -> Result<(), PortError> {
+        self.inner.delete_endpoint(arn).await
+    }
+    async fn endpoint_enabled(&self, arn: &str) -> Result<Option<bool>, PortError> {
+        self.inner.endpoint_enabled(arn).await
+    }
+    async fn publish(
+        &self,
+        _arn: &str,
+        _kind: DeviceKind,
+        _push: &Push,
+    ) -> Result<(), PublishError> {
+        tokio::time::sleep(Duration::from_millis(SIMULATED_PUBLISH_MS)).await;
+        Ok(())
+    }
+}
+
+/// The functions' own ports against a fresh table, with simulated publishing
+/// and the abuse limits out of reach (the knock still takes its counting path).
+pub async fn in_process_deps() -> Deps {
+    let table = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let template =
+        local_api::template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
+            .expect("template");
+    let props = local_api::template::table_properties(&template).expect("table");
+    let sdk = push_aws::load_sdk_config().await;
+    local_api::setup::ensure_table(&aws_sdk_dynamodb::Client::new(&sdk), &table, props)
+        .await
+        .expect("table");
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let apns = local_api::setup::ensure_platform_application(
+        &sns,
+        "chatsecure-push-local-apns",
+        "APNS_SANDBOX",
+    )
+    .await
+    .expect("app");
+    let defaults = Settings::default();
+    let settings = Settings {
+        // The default knock log (10 slots), with a window so short that it
+        // never refuses: every knock takes the counting path (one conditional
+        // UpdateItem, one Query).
+        knock_limit: push_core::Limit {
+            window: Duration::from_millis(1),
+            ..defaults.knock_limit
+        },
+        token_limit: push_core::Limit {
+            max: 0,
+            ..defaults.token_limit
+        },
+        signup_limit: push_core::Limit {
+            max: 0,
+            ..defaults.signup_limit
+        },
+        // Room for the 50-device row (the default cap is 20), published in
+        // one batch.
+        device_limit: 50,
+        publish_concurrency: 50,
+        device_registration_limit: push_core::Limit {
+            max: 0,
+            ..defaults.device_registration_limit
+        },
+        ..defaults.clone()
+    };
+    let config = AppConfig {
+        table_name: table,
+        apns_application_arn: Some(apns),
+        gcm_application_arn: None,
+        settings,
+    };
+    let mut deps = push_aws::build_deps(&sdk, &config);
+    deps.push = Arc::new(SimulatedSns {
+        inner: deps.push.clone(),
+    });
+    deps
+}
+
+fn api_request(method: &str, segments: &[&str], key: Option<&str>, body: Value) -> ApiRequest {
+    ApiRequest {
+        method: method.into(),
+        segments: segments.iter().map(|s| s.to_string()).collect(),
+        content_type: Some("application/json".into()),
+        authorization: key.map(|k| format!("Token {k}")),
+        origin: "http://bench".into(),
+        path: "/api/v1/".into(),
+        body: Bytes::from(body.to_string()),
+        ..Default::default()
+    }
+}
+
+fn knock_request(token: &str) -> ApiRequest {
+    api_request("POST", &["messages"], None, json!({"token": token}))
+}
+
+/// An account with `n` APNs devices; returns a whitelist token of it.
+pub async fn owner_with_devices(deps: &Deps, n: usize) -> String {
+    let r = push_core::accounts::create_or_login(
+        deps,
+        &api_request(
+            "POST",
+            &["accounts"],
+            None,
+            json!({"username": username(), "password": "p"}),
+        ),
+    )
+    .await
+    .expect("account");
+    let key = r
+        .body
+        .as_ref()
+        .and_then(|b| b["token"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let mut first = String::new();
+    for _ in 0..n {
+        let r = push_core::devices::register(
+            deps,
+            &api_request(
+                "POST",
+                &["device", "apns"],
+                Some(&key),
+                json!({"registration_id": apns_token()}),
+            ),
+            DeviceKind::Apns,
+        )
+        .await
+        .expect("device");
+        if first.is_empty() {
+            first = r
+                .body
+                .as_ref()
+                .and_then(|b| b["id"].as_str())
+                .unwrap_or_default()
+                .to_string();
+        }
+    }
+    let r = push_core::tokens::create(
+        deps,
+        &api_request(
+            "POST",
+            &["tokens"],
+            Some(&key),
+            json!({"apns_device": first}),
+        ),
+    )
+    .await
+    .expect("token");
+    r.body
+        .as_ref()
+        .and_then(|b| b["token"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Deleting an account at every cap at once (100 API keys, 20 devices, 500
+/// live tokens), in-process against the emulator: the worst case a
+/// `DELETE accounts/<name>/` has to finish within one request's budget.
+/// Returns the milliseconds it took and what was deleted.
+pub async fn deletion_at_caps() -> (f64, String) {
+    let deps = in_process_deps().await;
+    let caps = Settings::default();
+    let name = username();
+    let body = json!({"username": name, "password": "p"});
+    let mut key = String::new();
+    for _ in 0..caps.api_key_limit {
+        let r = push_core::accounts::create_or_login(
+            &deps,
+            &api_request("POST", &["accounts"], None, body.clone()),
+        )
+        .await
+        .expect("login");
+        key = r
+            .body
+            .as_ref()
+            .and_then(|b| b["token"].as_str())
+            .unwrap_or_default()
+            .to_string();
+    }
+    let mut devices = Vec::new();
+    for _ in 0..caps.device_limit {
+        let r = push_core::devices::register(
+            &deps,
+            &api_request(
+                "POST",
+                &["device", "apns"],
+                Some(&key),
+                json!({"registration_id": apns_token()}),
+            ),
+            DeviceKind::Apns,
+        )
+        .await
+        .expect("device");
+        devices.push(
+            r.body
+                .as_ref()
+                .and_then(|b| b["id"].as_str())
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    for i in 0..caps.live_token_limit as usize {
+        let device = &devices[i % devices.len()];
+        push_core::tokens::create(
+            &deps,
+            &api_request(
+                "POST",
+                &["tokens"],
+                Some(&key),
+                json!({"apns_device": device}),
+            ),
+        )
+        .await
+        .expect("token");
+    }
+    let t = Instant::now();
+    let r = push_core::accounts::delete_named(
+        &deps,
+        &api_request("DELETE", &["accounts", &name], Some(&key), Value::Null),
+        &name,
+    )
+    .await;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    match r {
+        Ok(r) => assert_eq!(r.status, 204, "deleted"),
+        Err(e) => panic!("the deletion at every cap failed: {e:?}"),
+    }
+    let what = format!(
+        "{} API keys, {} devices and their endpoints, {} live tokens",
+        caps.api_key_limit, caps.device_limit, caps.live_token_limit
+    );
+    (ms, what)
+}
+
+/// Runs `f` on a current-thread Tokio runtime of its own, as the Lambda
+/// binaries run their handlers (one request at a time, no cross-thread
+/// wake-ups).
+pub fn on_lambda_runtime<T, Fut>(f: impl FnOnce() -> Fut + Send + 'static) -> T
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f())
+    })
+    .join()
+    .expect("in-process bench")
+}
+
+/// This process's CPU time per knock over `n` knocks of `token`.
+pub async fn cpu_per_knock(deps: &Deps, token: &str, n: usize) -> f64 {
+    let (cpu0, _) = proc_usage("self");
+    for _ in 0..n {
+        let _ = push_core::knock::knock(deps, &knock_request(token)).await;
+    }
+    let (cpu1, _) = proc_usage("self");
+    (cpu1 - cpu0) * 1000.0 / n as f64
+}
+
+pub struct InProcess {
+    /// The fan-out table's rows.
+    pub rows: String,
+    pub base_p50: f64,
+    pub fan10: f64,
+    pub cpu_ms: f64,
+}
+
+/// Fan-out and handler CPU, in-process: the knock handler of push-core with
+/// the real DynamoDB store (a fresh, small table in the emulator) and an SNS
+/// stand-in that answers each publish after a fixed 20 ms, as SNS roughly
+/// does. The emulator serialises requests and costs ~50 ms a publish, so
+/// through it fan-out would measure moto, not this code.
+pub async fn in_process_knocks() -> InProcess {
+    let deps = in_process_deps().await;
+    let (mut rows, mut base_p50, mut fan10) = (String::new(), 0.0, 0.0);
+    let mut cpu_token = String::new();
+    for n in [1usize, 10, Settings::default().device_limit as usize, 50] {
+        let token = owner_with_devices(&deps, n).await;
+        let mut samples = Vec::new();
+        for _ in 0..50 {
+            let t = Instant::now();
+            let r = push_core::knock::knock(&deps, &knock_request(&token)).await;
+            assert_eq!(r.map(|r| r.status).ok(), Some(202));
+            samples.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let p50 = percentile(&mut samples, 0.5);
+        let p99 = percentile(&mut samples, 0.99);
+        if n == 1 {
+            base_p50 = p50;
+            cpu_token = token;
+        }
+        if n == 10 {
+            fan10 = p50 / base_p50;
+        }
+        writeln!(
+            rows,
+            "| {n} | {p50:.1} ms | {p99:.1} ms | {:.2}× |",
+            p50 / base_p50
+        )
+        .ok();
+    }
+    // CPU per request of the handler code (parsing, rules, SDK client; no
+    // password hashing), as this process's CPU time over many requests.
+    let cpu_ms = cpu_per_knock(&deps, &cpu_token, 500).await;
+    InProcess {
+        rows,
+        base_p50,
+        fan10,
+        cpu_ms,
+    }
+}
