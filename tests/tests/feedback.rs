@@ -177,14 +177,17 @@ mod own_stack {
 
     #[tokio::test]
     async fn a_knock_emits_an_embedded_metric_format_line() {
-        // A router of its own: its output holds this test's knock alone.
-        let router = Router::start(&[]).await;
+        // A router of its own: its output holds this test's knocks alone.
+        let router = Router::start(&[("KNOCK_LIMIT_PER_WINDOW", "1")]).await;
         let api = &router.api;
         let a = api.signup().await;
         let t = apns_token();
         let d = api.device(&a, "apns", &t).await;
         let whitelist = api.token(&a, "apns", d["id"].as_str().unwrap()).await;
         assert_eq!(api.knock(&whitelist, json!({})).await.status, 202);
+        // The second is refused by the knock limit: counted once, as the
+        // knock function's.
+        assert_eq!(api.knock(&whitelist, json!({})).await.status, 429);
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let out = router
             .out
@@ -196,7 +199,17 @@ mod own_stack {
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["Function"] == "knock")
             .collect();
+        let (limit_hits, lines): (Vec<Value>, Vec<Value>) = lines
+            .into_iter()
+            .partition(|v| v.get("LimitHits").is_some());
         assert_eq!(lines.len(), 1, "one knock, one metric line: {text}");
+        assert_eq!(
+            limit_hits.len(),
+            1,
+            "one refusal, one LimitHits line: {text}"
+        );
+        assert_eq!(limit_hits[0]["Limit"], "KnocksPerToken");
+        assert_eq!(limit_hits[0]["LimitHits"], 1.0);
         let line = &lines[0];
         assert_eq!(line["PushesPublishedApns"], 1.0);
         assert_eq!(line["KnocksAccepted"], 1.0);

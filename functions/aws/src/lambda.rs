@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 
 use lambda_http::{Body, Request, RequestExt, Response};
+use push_core::error::respond;
 use push_core::request::ApiRequest;
 use push_core::{ApiError, ApiResponse, Deps};
 
@@ -82,16 +83,17 @@ pub fn lambda_response(response: ApiResponse) -> Response<Body> {
     })
 }
 
-/// Serves one request with a function's router.
-pub async fn serve<F, Fut>(deps: &Deps, req: Request, route: F) -> Response<Body>
+/// Serves one request with the router of the function named `function`.
+pub async fn serve<F, Fut>(deps: &Deps, req: Request, function: &str, route: F) -> Response<Body>
 where
     F: FnOnce(Deps, ApiRequest) -> Fut,
-    Fut: std::future::Future<Output = ApiResponse>,
+    Fut: std::future::Future<Output = Result<ApiResponse, ApiError>>,
 {
-    match api_request(&req) {
-        Some(api) => lambda_response(route(deps.clone(), api).await),
-        None => lambda_response(ApiError::NotFound.into_response()),
-    }
+    let result = match api_request(&req) {
+        Some(api) => route(deps.clone(), api).await,
+        None => Err(ApiError::NotFound),
+    };
+    lambda_response(respond(function, result))
 }
 
 /// Configuration from the environment and the AWS clients, built once.
@@ -103,17 +105,17 @@ pub async fn deps_from_env() -> Result<Deps, String> {
 
 /// What every HTTP function's `main` does: read the configuration and build the
 /// AWS clients once, then serve invocations until the runtime stops us.
-pub async fn run<F, Fut>(route: F) -> Result<(), lambda_http::Error>
+pub async fn run<F, Fut>(function: &'static str, route: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(Deps, ApiRequest) -> Fut + Clone + Send + Sync,
-    Fut: std::future::Future<Output = ApiResponse> + Send,
+    Fut: std::future::Future<Output = Result<ApiResponse, ApiError>> + Send,
 {
     lambda_http::tracing::init_default_subscriber();
     let deps = deps_from_env().await?;
     let deps = &deps;
     lambda_http::run(lambda_http::service_fn(move |req: Request| {
         let route = route.clone();
-        async move { Ok::<_, Infallible>(serve(deps, req, route).await) }
+        async move { Ok::<_, Infallible>(serve(deps, req, function, route).await) }
     }))
     .await
 }

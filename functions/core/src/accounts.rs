@@ -5,8 +5,9 @@ use serde_json::{json, Value};
 use crate::devices::remove_device_record;
 use crate::error::{refuse_if_limited, ApiError};
 use crate::model::{AccountRecord, ApiKeyRecord};
-use crate::ports::{Admission, CreateAccountError, LimitKey};
-use crate::request::{ApiRequest, ApiResponse};
+use crate::ports::{Admission, CreateAccountError, LimitKey, LimitName};
+use crate::request::ApiRequest;
+use crate::response::ApiResponse;
 use crate::retry::{deadline_of, retry_conflicts, Backoff};
 use crate::{secrets, Deps};
 
@@ -51,6 +52,8 @@ fn account_json(id: &str, username: &str, email: &str) -> Value {
 /// exists and the password matches (`200`). Either way a fresh API key.
 pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let mut fields = req.fields().await?;
+    // A field with an error gets a stand-in value (empty); `finish` then
+    // refuses the body, so no stand-in is ever used.
     let username = fields.required_string("username", 30);
     if let Some(u) = &username {
         if u == "." || u == ".." {
@@ -64,7 +67,8 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
             );
         }
     }
-    let password = fields.required_string("password", 100);
+    let username = username.unwrap_or_default();
+    let password = fields.required_string("password", 100).unwrap_or_default();
     let email = fields
         .opt_string("email", 100)
         .unwrap_or_default()
@@ -74,9 +78,6 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
         fields.error("email", "Enter a valid email address.");
     }
     fields.finish()?;
-    let (Some(username), Some(password)) = (username, password) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
-    };
 
     // Attempts until one settles: a sign-up that loses the race for its
     // username becomes a login; a write that meets a concurrent one is
@@ -119,7 +120,7 @@ async fn count_source(deps: &Deps, source_ip: Option<&str>) -> Result<(), ApiErr
         .store
         .count_hit(&LimitKey::SignupsFrom { source }, now, limit)
         .await?;
-    refuse_if_limited(admission, "SignupsPerSource")
+    refuse_if_limited(admission, LimitName::SignupsPerSource)
 }
 
 /// What earlier attempts of one `POST accounts/` already did.
@@ -162,7 +163,7 @@ async fn signup_or_login(
                 deps.settings.signup_limit,
             )
             .await?;
-        refuse_if_limited(admission, "Signups")?;
+        refuse_if_limited(admission, LimitName::Signups)?;
         state.signup_counted = true;
     }
     let password_hash = match &state.password_hash {
@@ -218,7 +219,10 @@ async fn login(
     if let Some(retry_after_seconds) =
         limit.blocked_by_log(&account.failed_logins, deps.clock.now_us())
     {
-        return Err(ApiError::rate_limited("FailedLogins", retry_after_seconds));
+        return Err(ApiError::rate_limited(
+            LimitName::FailedLogins,
+            retry_after_seconds,
+        ));
     }
     let matches = match &state.checked {
         Some((id, matches)) if *id == account.id => *matches,
@@ -238,7 +242,7 @@ async fn login(
                 .store
                 .log_failed_login(&account.username, deps.clock.now_us(), limit)
                 .await?;
-            refuse_if_limited(admission, "FailedLogins")?;
+            refuse_if_limited(admission, LimitName::FailedLogins)?;
         }
         return Err(ApiError::InvalidCredentials);
     }
@@ -262,7 +266,12 @@ async fn login(
         Admission::Missing => return Err(ApiError::Conflict("account changed".into())),
         Admission::Limited {
             retry_after_seconds,
-        } => return Err(ApiError::rate_limited("FailedLogins", retry_after_seconds)),
+        } => {
+            return Err(ApiError::rate_limited(
+                LimitName::FailedLogins,
+                retry_after_seconds,
+            ))
+        }
     }
     // Keys are capped: the oldest beyond the newest N are revoked. The
     // login has succeeded either way; a failure here leaves extra keys for

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::metrics;
-use crate::ports::{Admission, PortError, WriteConflict};
-use crate::request::ApiResponse;
+use crate::ports::{Admission, LimitName, PortError, WriteConflict};
+use crate::response::ApiResponse;
 
 /// Field name → messages, rendered as `{"<field>": ["<message>"]}`.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
@@ -43,7 +43,10 @@ pub enum ApiError {
     PayloadTooLarge,
     /// Over a rate limit: `429` with `Retry-After`.
     #[error("rate limited")]
-    RateLimited { retry_after_seconds: u64 },
+    RateLimited {
+        limit: LimitName,
+        retry_after_seconds: u64,
+    },
     #[error("unsupported media type")]
     UnsupportedMediaType(String),
     /// Another request was changing the same item at the same moment: the
@@ -60,11 +63,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// `429` for a request the abuse limit `limit` refuses, counted in the
-    /// `LimitHits` metric (no identifiers).
-    pub fn rate_limited(limit: &str, retry_after_seconds: u64) -> ApiError {
-        metrics::emit("api", &[("LimitHits", 1.0, "Count")], &[("Limit", limit)]);
+    /// `429` for a request the abuse limit `limit` refuses (counted in the
+    /// `LimitHits` metric by [`respond`]).
+    pub fn rate_limited(limit: LimitName, retry_after_seconds: u64) -> ApiError {
         ApiError::RateLimited {
+            limit,
             retry_after_seconds,
         }
     }
@@ -122,6 +125,7 @@ impl ApiError {
             }),
             ApiError::RateLimited {
                 retry_after_seconds,
+                ..
             } => json!({
                 "detail": format!("Request was throttled. Expected available in {retry_after_seconds} seconds.")
             }),
@@ -157,6 +161,7 @@ impl ApiError {
             }
             ApiError::RateLimited {
                 retry_after_seconds,
+                ..
             } => {
                 response
                     .headers
@@ -204,11 +209,31 @@ impl From<PortError> for ApiError {
 
 /// `429` if the hit was refused by the limit `limit`; a missing item (deleted
 /// meanwhile) is the caller's business, so it passes.
-pub fn refuse_if_limited(admission: Admission, limit: &str) -> Result<(), ApiError> {
+pub fn refuse_if_limited(admission: Admission, limit: LimitName) -> Result<(), ApiError> {
     match admission {
         Admission::Limited {
             retry_after_seconds,
         } => Err(ApiError::rate_limited(limit, retry_after_seconds)),
         Admission::Admitted | Admission::Missing => Ok(()),
+    }
+}
+
+/// The response to an operation's outcome, made once per request by the
+/// function that answers it (`function`: its name, the metrics' `Function`
+/// dimension). A refusal by an abuse limit is counted here, in the
+/// `LimitHits` metric with the limit's name (no identifiers).
+pub fn respond(function: &str, result: Result<ApiResponse, ApiError>) -> ApiResponse {
+    match result {
+        Ok(response) => response,
+        Err(error) => {
+            if let ApiError::RateLimited { limit, .. } = &error {
+                metrics::emit(
+                    function,
+                    &[("LimitHits", 1.0, "Count")],
+                    &[("Limit", limit.as_str())],
+                );
+            }
+            error.into_response()
+        }
     }
 }

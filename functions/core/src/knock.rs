@@ -6,8 +6,9 @@ use crate::error::ApiError;
 use crate::metrics;
 use crate::model::{DeviceKind, DeviceRecord};
 use crate::payload::{push_for, Priority, APNS_MAX_PAYLOAD_BYTES};
-use crate::ports::{KnockAdmission, PortError, PublishError, Push};
-use crate::request::{ApiRequest, ApiResponse};
+use crate::ports::{KnockAdmission, LimitName, PortError, PublishError, Push};
+use crate::request::ApiRequest;
+use crate::response::ApiResponse;
 use crate::retry::{deadline_of, retry_conflicts};
 use crate::time::Micros;
 use crate::tokens::MAX_TOKEN_CHARS;
@@ -31,10 +32,21 @@ pub struct Delivery {
     pub reattached: usize,
 }
 
-/// `POST messages/`: no authentication; the whitelist token is the authority.
-pub async fn knock(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+/// A knock's body, validated.
+struct KnockInput {
+    token: String,
+    data: Value,
+    priority: Priority,
+}
+
+/// Reads and checks a knock's fields: every problem at once, as `400`.
+async fn read_knock(deps: &Deps, req: &ApiRequest) -> Result<KnockInput, ApiError> {
     let mut fields = req.fields().await?;
-    let token = fields.required_string("token", MAX_TOKEN_CHARS);
+    // A field with an error gets a stand-in value; `finish` then refuses
+    // the body, so no stand-in is ever used.
+    let token = fields
+        .required_string("token", MAX_TOKEN_CHARS)
+        .unwrap_or_default();
     let data = match fields.raw("data").cloned() {
         None | Some(Value::Null) => Value::Null,
         Some(v @ (Value::String(_) | Value::Object(_))) => {
@@ -52,19 +64,27 @@ pub async fn knock(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErro
         }
     };
     let priority = match fields.raw("priority").cloned() {
-        None | Some(Value::Null) => Some(deps.settings.default_priority),
-        Some(value) => {
-            let parsed = value.as_str().and_then(Priority::parse);
-            if parsed.is_none() {
-                fields.error("priority", "\"priority\" must be \"high\" or \"low\".");
-            }
-            parsed
-        }
+        None | Some(Value::Null) => deps.settings.default_priority,
+        Some(value) => value.as_str().and_then(Priority::parse).unwrap_or_else(|| {
+            fields.error("priority", "\"priority\" must be \"high\" or \"low\".");
+            deps.settings.default_priority
+        }),
     };
     fields.finish()?;
-    let (Some(token), Some(priority)) = (token, priority) else {
-        return Err(ApiError::Internal("validated knock fields missing".into()));
-    };
+    Ok(KnockInput {
+        token,
+        data,
+        priority,
+    })
+}
+
+/// `POST messages/`: no authentication; the whitelist token is the authority.
+pub async fn knock(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let KnockInput {
+        token,
+        data,
+        priority,
+    } = read_knock(deps, req).await?;
 
     let started = deps.clock.now_us();
     let delivery = deliver(deps, &token, &data, priority, deadline_of(deps, req)).await?;
@@ -127,7 +147,7 @@ pub async fn deliver(
             retry_after_seconds,
         } => {
             return Err(ApiError::rate_limited(
-                "KnocksPerToken",
+                LimitName::KnocksPerToken,
                 retry_after_seconds,
             ))
         }

@@ -20,6 +20,7 @@ pub mod page;
 pub mod payload;
 pub mod ports;
 pub mod request;
+pub mod response;
 pub mod retry;
 pub mod secrets;
 #[cfg(any(test, feature = "testing"))]
@@ -31,7 +32,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::ApiError;
-pub use request::{ApiRequest, ApiResponse};
+pub use request::ApiRequest;
+pub use response::ApiResponse;
 
 /// Settings every operation may consult; read once at start-up.
 #[derive(Debug, Clone)]

@@ -43,13 +43,37 @@ pub enum LimitKey {
 }
 
 impl LimitKey {
-    /// The limit's name in the `LimitHits` metric.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> LimitName {
         match self {
-            LimitKey::TokenCreations { .. } => "TokenCreations",
-            LimitKey::Signups => "Signups",
-            LimitKey::SignupsFrom { .. } => "SignupsPerSource",
-            LimitKey::DeviceRegistrations { .. } => "DeviceRegistrations",
+            LimitKey::TokenCreations { .. } => LimitName::TokenCreations,
+            LimitKey::Signups => LimitName::Signups,
+            LimitKey::SignupsFrom { .. } => LimitName::SignupsPerSource,
+            LimitKey::DeviceRegistrations { .. } => LimitName::DeviceRegistrations,
+        }
+    }
+}
+
+/// Every abuse limit, as the `LimitHits` metric names it (its `Limit`
+/// dimension) and docs/SECURITY.md lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitName {
+    KnocksPerToken,
+    FailedLogins,
+    TokenCreations,
+    Signups,
+    SignupsPerSource,
+    DeviceRegistrations,
+}
+
+impl LimitName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitName::KnocksPerToken => "KnocksPerToken",
+            LimitName::FailedLogins => "FailedLogins",
+            LimitName::TokenCreations => "TokenCreations",
+            LimitName::Signups => "Signups",
+            LimitName::SignupsPerSource => "SignupsPerSource",
+            LimitName::DeviceRegistrations => "DeviceRegistrations",
         }
     }
 }
@@ -130,11 +154,11 @@ pub enum WriteConflict {
     /// The owning account has as many devices as it may have.
     #[error("device limit reached")]
     DeviceLimit,
-    /// Over the limit (named as in [`LimitKey::name`]) that the write also
-    /// counted on; retry after this many seconds.
+    /// Over the limit that the write also counted on; retry after this
+    /// many seconds.
     #[error("limit reached")]
     Limited {
-        limit: &'static str,
+        limit: LimitName,
         retry_after_seconds: u64,
     },
     #[error(transparent)]

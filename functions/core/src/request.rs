@@ -1,5 +1,5 @@
-//! The request and response as the protocol sees them, and body parsing for
-//! the three encodings clients send: JSON, urlencoded forms and multipart.
+//! The request as the protocol sees it, and body parsing for the three
+//! encodings clients send: JSON, urlencoded forms and multipart.
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -70,46 +70,6 @@ impl ApiRequest {
         parse_body(self.content_type.as_deref(), &self.body)
             .await
             .map(Fields::new)
-    }
-}
-
-/// A response: status, extra headers, and a JSON body (absent for `204`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Value>,
-}
-
-impl ApiResponse {
-    pub fn json(status: u16, body: Value) -> Self {
-        ApiResponse {
-            status,
-            headers: Vec::new(),
-            body: Some(body),
-        }
-    }
-
-    pub fn no_content() -> Self {
-        ApiResponse {
-            status: 204,
-            headers: Vec::new(),
-            body: None,
-        }
-    }
-
-    /// The body as bytes (empty for `204`).
-    pub fn body_bytes(&self) -> Vec<u8> {
-        match &self.body {
-            Some(v) => serde_json::to_vec(v).unwrap_or_default(),
-            None => Vec::new(),
-        }
-    }
-}
-
-impl From<Result<ApiResponse, ApiError>> for ApiResponse {
-    fn from(result: Result<ApiResponse, ApiError>) -> Self {
-        result.unwrap_or_else(ApiError::into_response)
     }
 }
 

@@ -6,12 +6,16 @@ use push_core::{knock, ApiError, ApiRequest, ApiResponse, Deps};
 /// The paths this function serves (each also with a trailing slash).
 pub const ROUTES: &[&str] = &["/api/v1/messages", "/api/v1/pubsub"];
 
+/// The function's name, in its metrics' `Function` dimension.
+pub const FUNCTION: &str = "knock";
+
 /// The Lambda handler (also served in-process by the local router).
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    push_aws::lambda::serve(deps, req, route).await
+    push_aws::lambda::serve(deps, req, FUNCTION, route).await
 }
 
-pub async fn route(deps: Deps, req: ApiRequest) -> ApiResponse {
+/// The operation a request names, by path and method.
+pub async fn route(deps: Deps, req: ApiRequest) -> Result<ApiResponse, ApiError> {
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let method = req.method.as_str();
     let result = match (segments.as_slice(), method) {
@@ -21,5 +25,5 @@ pub async fn route(deps: Deps, req: ApiRequest) -> ApiResponse {
         (["pubsub"], _) => Err(ApiError::method_not_allowed(method, "GET")),
         _ => Err(ApiError::NotFound),
     };
-    result.into()
+    result
 }

@@ -4,5 +4,5 @@
 // without cross-thread wake-ups (less CPU per request; docs/BENCHMARKS.md).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    push_aws::lambda::run(register::route).await
+    push_aws::lambda::run(register::FUNCTION, register::route).await
 }

@@ -6,12 +6,16 @@ use push_core::{tokens, ApiError, ApiRequest, ApiResponse, Deps};
 /// The paths this function serves (each also with a trailing slash).
 pub const ROUTES: &[&str] = &["/api/v1/tokens", "/api/v1/tokens/{token}"];
 
+/// The function's name, in its metrics' `Function` dimension.
+pub const FUNCTION: &str = "tokens";
+
 /// The Lambda handler (also served in-process by the local router).
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    push_aws::lambda::serve(deps, req, route).await
+    push_aws::lambda::serve(deps, req, FUNCTION, route).await
 }
 
-pub async fn route(deps: Deps, req: ApiRequest) -> ApiResponse {
+/// The operation a request names, by path and method.
+pub async fn route(deps: Deps, req: ApiRequest) -> Result<ApiResponse, ApiError> {
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let method = req.method.as_str();
     let deps = &deps;
@@ -34,5 +38,5 @@ pub async fn route(deps: Deps, req: ApiRequest) -> ApiResponse {
         },
         _ => Err(ApiError::NotFound),
     };
-    result.into()
+    result
 }

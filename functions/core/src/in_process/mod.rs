@@ -11,7 +11,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::request::{ApiRequest, ApiResponse};
+use crate::request::ApiRequest;
+use crate::response::ApiResponse;
 use crate::testing::World;
 
 /// A JSON request to `/api/v1/<path>`, with the API key if given.

@@ -1,55 +1,24 @@
 //! `device/apns/` and `device/gcm/`: one device per push token in the whole
 //! service, each reachable through one SNS platform endpoint.
 
+mod input;
+
 use serde_json::{json, Value};
+
+pub use input::clean_registration_id;
+use input::{read_registration, read_update, DeviceInput};
 
 use crate::accounts::authenticate;
 use crate::error::ApiError;
-use crate::fields::Fields;
 use crate::model::ApiKeyRecord;
 use crate::model::{DeviceKind, DeviceRecord};
 use crate::page::page;
 use crate::ports::{ClaimChange, DeviceRemoval, DeviceWrite};
-use crate::request::{ApiRequest, ApiResponse};
+use crate::request::ApiRequest;
+use crate::response::ApiResponse;
 use crate::retry::{deadline_of, retry_conflicts};
 use crate::time::format_timestamp;
 use crate::Deps;
-
-/// Cleans and checks a push token as PROTOCOL.md says; `Err` is the message.
-pub fn clean_registration_id(kind: DeviceKind, raw: &str) -> Result<String, String> {
-    match kind {
-        DeviceKind::Apns => {
-            let cleaned: String = raw
-                .chars()
-                .filter(|c| !matches!(c, '<' | '>') && !c.is_whitespace())
-                .collect();
-            if cleaned.is_empty() {
-                Err("This field may not be blank.".into())
-            } else if cleaned.len() > 400 {
-                Err("Ensure this field has no more than 400 characters.".into())
-            } else if !cleaned.chars().all(|c| c.is_ascii_hexdigit()) {
-                Err("Enter a valid APNS token: hexadecimal characters only.".into())
-            } else {
-                Ok(cleaned.to_ascii_lowercase())
-            }
-        }
-        DeviceKind::Gcm => {
-            let trimmed = raw.trim();
-            if trimmed.is_empty() {
-                Err("This field may not be blank.".into())
-            } else if trimmed.chars().count() > 4096 {
-                Err("Ensure this field has no more than 4096 characters.".into())
-            } else if !trimmed.chars().all(|c| c.is_ascii_graphic()) {
-                Err(
-                    "Enter a valid FCM registration token: printable ASCII characters, no whitespace."
-                        .into(),
-                )
-            } else {
-                Ok(trimmed.to_string())
-            }
-        }
-    }
-}
 
 pub fn device_json(device: &DeviceRecord) -> Value {
     json!({
@@ -60,40 +29,6 @@ pub fn device_json(device: &DeviceRecord) -> Value {
         "active": device.active,
         "date_created": format_timestamp(device.created_us),
     })
-}
-
-/// The fields of a device body. `None` means "not sent".
-struct DeviceInput {
-    registration_id: Option<String>,
-    name: Option<Option<String>>,
-    device_id: Option<Option<String>>,
-    active: Option<bool>,
-}
-
-fn read_input(kind: DeviceKind, fields: &mut Fields, require_token: bool) -> DeviceInput {
-    let registration_id = if require_token || fields.has("registration_id") {
-        fields
-            .required_string("registration_id", usize::MAX)
-            .and_then(|raw| match clean_registration_id(kind, &raw) {
-                Ok(clean) => Some(clean),
-                Err(message) => {
-                    fields.error("registration_id", message);
-                    None
-                }
-            })
-    } else {
-        None
-    };
-    let mut optional = |name: &str| fields.has(name).then(|| fields.opt_string(name, 255));
-    let name = optional("name");
-    let device_id = optional("device_id");
-    let active = fields.opt_bool("active");
-    DeviceInput {
-        registration_id,
-        name,
-        device_id,
-        active,
-    }
 }
 
 fn kind_supported(deps: &Deps, kind: DeviceKind) -> Result<(), ApiError> {
@@ -147,15 +82,8 @@ pub async fn register(
     kind: DeviceKind,
 ) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(deps, req).await?;
-    let mut fields = req.fields().await?;
-    let input = read_input(kind, &mut fields, true);
-    fields.finish()?;
+    let (registration_id, input) = read_registration(req, kind).await?;
     kind_supported(deps, kind)?;
-    let Some(registration_id) = input.registration_id.clone() else {
-        return Err(ApiError::Internal(
-            "validated registration_id missing".into(),
-        ));
-    };
     retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
         register_attempt(deps, &caller, kind, &input, &registration_id)
     })
@@ -313,14 +241,7 @@ pub async fn update(
     partial: bool,
 ) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(deps, req).await?;
-    let mut fields = req.fields().await?;
-    let mut input = read_input(kind, &mut fields, !partial);
-    fields.finish()?;
-    if !partial {
-        input.name.get_or_insert(None);
-        input.device_id.get_or_insert(None);
-        input.active.get_or_insert(true);
-    }
+    let input = read_update(req, kind, partial).await?;
     retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
         update_attempt(deps, &caller, kind, id, &input)
     })
@@ -430,35 +351,4 @@ pub(crate) async fn remove_device_record(
         }
     }
     Ok(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn apns_tokens_are_cleaned_and_checked() {
-        assert_eq!(
-            clean_registration_id(DeviceKind::Apns, "<ABCD ef01 2345>").unwrap(),
-            "abcdef012345"
-        );
-        assert!(clean_registration_id(DeviceKind::Apns, "< >").is_err());
-        assert!(clean_registration_id(DeviceKind::Apns, "xyz").is_err());
-        assert!(clean_registration_id(DeviceKind::Apns, &"a".repeat(401)).is_err());
-        assert!(clean_registration_id(DeviceKind::Apns, &"a".repeat(400)).is_ok());
-    }
-
-    #[test]
-    fn fcm_tokens_are_trimmed_and_opaque() {
-        assert_eq!(
-            clean_registration_id(DeviceKind::Gcm, "  a:B-c_d  ").unwrap(),
-            "a:B-c_d"
-        );
-        assert!(clean_registration_id(DeviceKind::Gcm, "a b").is_err());
-        assert!(clean_registration_id(DeviceKind::Gcm, "a\u{1}b").is_err());
-        assert!(clean_registration_id(DeviceKind::Gcm, "jörg").is_err());
-        assert!(clean_registration_id(DeviceKind::Gcm, "   ").is_err());
-        assert!(clean_registration_id(DeviceKind::Gcm, &"x".repeat(4097)).is_err());
-        assert!(clean_registration_id(DeviceKind::Gcm, &"x".repeat(4096)).is_ok());
-    }
 }
