@@ -3,17 +3,40 @@
 //! to a topic, and the `feedback` function receives them. A device whose
 //! endpoint is dead stops receiving knocks until its app registers again.
 
-use serde_json::Value;
+use serde::Deserialize;
 
 use crate::metrics;
 use crate::ports::PortError;
 use crate::Deps;
 
-/// One application event, as SNS documents it (the `Message` of a record).
-#[derive(Debug, Clone, PartialEq)]
+/// The application events SNS publishes about a platform endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum EventType {
+    EndpointCreated,
+    EndpointDeleted,
+    EndpointUpdated,
+    DeliveryFailure,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::EndpointCreated => "EndpointCreated",
+            EventType::EndpointDeleted => "EndpointDeleted",
+            EventType::EndpointUpdated => "EndpointUpdated",
+            EventType::DeliveryFailure => "DeliveryFailure",
+        }
+    }
+}
+
+/// One application event, as SNS documents it (the `Message` of a record;
+/// other fields are ignored).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct EndpointEvent {
-    pub event_type: String,
+    pub event_type: EventType,
     pub endpoint_arn: String,
+    #[serde(default)]
     pub failure_type: Option<String>,
 }
 
@@ -28,52 +51,28 @@ pub enum Outcome {
     Malformed(String),
 }
 
-/// Splits a Lambda SNS event into its application events.
-pub fn parse_sns_event(event: &Value) -> Vec<Result<EndpointEvent, String>> {
-    let Some(records) = event.get("Records").and_then(Value::as_array) else {
-        return vec![Err("no Records array".into())];
-    };
-    records.iter().map(parse_record).collect()
-}
-
-fn parse_record(record: &Value) -> Result<EndpointEvent, String> {
-    let message = record
-        .get("Sns")
-        .and_then(|s| s.get("Message"))
-        .and_then(Value::as_str)
-        .ok_or("record has no Sns.Message")?;
-    let message: Value =
-        serde_json::from_str(message).map_err(|e| format!("Message is not JSON: {e}"))?;
-    let text = |name: &str| {
-        message
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let endpoint_arn = text("EndpointArn").ok_or("Message has no EndpointArn")?;
-    if !endpoint_arn.starts_with("arn:") || !endpoint_arn.contains(":endpoint/") {
+/// Reads the `Message` of an SNS record as an endpoint event.
+pub fn parse_message(message: &str) -> Result<EndpointEvent, String> {
+    let event: EndpointEvent =
+        serde_json::from_str(message).map_err(|e| format!("not an endpoint event: {e}"))?;
+    if !event.endpoint_arn.starts_with("arn:") || !event.endpoint_arn.contains(":endpoint/") {
         return Err("EndpointArn is not an endpoint ARN".into());
     }
-    Ok(EndpointEvent {
-        event_type: text("EventType").ok_or("Message has no EventType")?,
-        endpoint_arn,
-        failure_type: text("FailureType"),
-    })
+    Ok(event)
 }
 
 /// Acts on one event. `Err` only for transient failures (the invocation is
 /// then retried, and after that goes to the dead-letter queue).
 pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortError> {
-    let dead = match event.event_type.as_str() {
+    let dead = match event.event_type {
         // The event may be late: SNS disables an endpoint before it reports
         // the failure, and a device that registered again since has it
         // enabled again (or has another endpoint). So the endpoint as it is
         // now decides, not the event: dead if disabled or gone.
-        "DeliveryFailure" | "EndpointDeleted" | "EndpointUpdated" => {
+        EventType::DeliveryFailure | EventType::EndpointDeleted | EventType::EndpointUpdated => {
             deps.push.endpoint_enabled(&event.endpoint_arn).await? != Some(true)
         }
-        "EndpointCreated" => false,
-        other => return Ok(Outcome::Malformed(format!("unknown EventType {other:?}"))),
+        EventType::EndpointCreated => false,
     };
     if !dead {
         return Ok(Outcome::Ignored);
@@ -87,15 +86,16 @@ pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortE
         ],
         &[("Event", event.event_type.as_str())],
     );
-    tracing::info!(event = %event.event_type, failure = ?event.failure_type, devices = n, "endpoint reported dead");
+    tracing::info!(event = event.event_type.as_str(), failure = ?event.failure_type, devices = n, "endpoint reported dead");
     Ok(Outcome::Deactivated(n))
 }
 
-/// Handles a whole Lambda event; malformed records are logged and dropped.
-pub async fn handle_sns_event(deps: &Deps, event: &Value) -> Result<Vec<Outcome>, PortError> {
+/// Handles the messages of an SNS event's records, in order; a malformed
+/// one is logged and dropped.
+pub async fn handle_messages(deps: &Deps, messages: &[&str]) -> Result<Vec<Outcome>, PortError> {
     let mut outcomes = Vec::new();
-    for parsed in parse_sns_event(event) {
-        let outcome = match parsed {
+    for message in messages {
+        let outcome = match parse_message(message) {
             Ok(e) => handle(deps, &e).await?,
             Err(reason) => Outcome::Malformed(reason),
         };
@@ -112,31 +112,27 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn record(message: Value) -> Value {
-        json!({"EventSource": "aws:sns", "Sns": {"Type": "Notification", "Message": message.to_string()}})
-    }
-
     #[test]
-    fn parses_documented_shapes_and_rejects_garbage() {
+    fn parses_documented_messages_and_rejects_garbage() {
         let arn = "arn:aws:sns:us-east-1:123456789012:endpoint/APNS/app/3f08fd15";
-        let event = json!({"Records": [
-            record(json!({"DeliveryAttempts": 1, "EndpointArn": arn, "EventType": "DeliveryFailure",
-                          "FailureMessage": "Endpoint was not found", "FailureType": "EndpointNotFound",
-                          "Resource": "arn:aws:sns:us-east-1:123456789012:app/APNS/app", "Service": "SNS"})),
-            record(json!({"EndpointArn": "nope", "EventType": "DeliveryFailure"})),
-            json!({"Sns": {"Message": "not json"}}),
-            json!({}),
-        ]});
-        let parsed = parse_sns_event(&event);
+        let documented = json!({"DeliveryAttempts": 1, "EndpointArn": arn, "EventType": "DeliveryFailure",
+            "FailureMessage": "Endpoint was not found", "FailureType": "EndpointNotFound",
+            "Resource": "arn:aws:sns:us-east-1:123456789012:app/APNS/app", "Service": "SNS"});
         assert_eq!(
-            parsed[0],
+            parse_message(&documented.to_string()),
             Ok(EndpointEvent {
-                event_type: "DeliveryFailure".into(),
+                event_type: EventType::DeliveryFailure,
                 endpoint_arn: arn.into(),
                 failure_type: Some("EndpointNotFound".into()),
             })
         );
-        assert!(parsed[1..].iter().all(Result::is_err));
-        assert!(parse_sns_event(&json!({"foo": 1}))[0].is_err());
+        for garbage in [
+            json!({"EndpointArn": "nope", "EventType": "DeliveryFailure"}).to_string(),
+            json!({"EndpointArn": arn, "EventType": "SomethingElse"}).to_string(),
+            json!({"EventType": "DeliveryFailure"}).to_string(),
+            "not json".to_string(),
+        ] {
+            assert!(parse_message(&garbage).is_err(), "{garbage}");
+        }
     }
 }

@@ -1,14 +1,26 @@
 //! The `feedback` function: SNS application events (delivery failures,
 //! endpoint updates and deletions) deactivate dead devices.
 
-use push_core::feedback::{handle_sns_event, Outcome};
+use aws_lambda_events::event::sns::SnsEvent;
+use push_core::feedback::{handle_messages, Outcome};
 use push_core::Deps;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Handles one SNS event. Malformed records are dropped (logged); a transient
+/// Handles one invocation. An event that is not an SNS event, and records
+/// whose message is not an endpoint event, are dropped (logged); a transient
 /// failure is an error, so Lambda retries and then dead-letters the event.
 pub async fn handle(deps: &Deps, event: &Value) -> Result<Value, lambda_runtime::Error> {
-    let outcomes = handle_sns_event(deps, event).await?;
+    let outcomes = match SnsEvent::deserialize(event) {
+        Ok(sns) => {
+            let messages: Vec<&str> = sns.records.iter().map(|r| r.sns.message.as_str()).collect();
+            handle_messages(deps, &messages).await?
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "dropping an event that is not an SNS event");
+            vec![Outcome::Malformed(format!("not an SNS event: {e}"))]
+        }
+    };
     let summary: Vec<Value> = outcomes
         .iter()
         .map(|o| match o {
@@ -18,4 +30,106 @@ pub async fn handle(deps: &Deps, event: &Value) -> Result<Value, lambda_runtime:
         })
         .collect();
     Ok(json!({ "records": summary }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use push_core::model::{DeviceKind, DeviceRecord};
+    use push_core::ports::PushGateway;
+    use push_core::testing::World;
+
+    /// A sample event of infra/events/ about the endpoint `arn`.
+    fn sample(name: &str, arn: &str) -> Value {
+        let path = format!(
+            "{}/../../infra/events/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        serde_json::from_str(&text.replace("{{ENDPOINT_ARN}}", arn)).unwrap()
+    }
+
+    /// A world with one active device on a fresh endpoint; its ARN.
+    async fn one_device(w: &World) -> String {
+        let arn = w
+            .push
+            .ensure_endpoint(DeviceKind::Apns, "ab", None)
+            .await
+            .unwrap();
+        w.store.insert_device(DeviceRecord {
+            id: "d".into(),
+            owner: "o".into(),
+            kind: DeviceKind::Apns,
+            registration_id: "ab".into(),
+            name: None,
+            device_id: None,
+            active: true,
+            created_us: 0,
+            endpoint_arn: arn.clone(),
+        });
+        arn
+    }
+
+    #[tokio::test]
+    async fn a_failure_for_a_disabled_endpoint_deactivates_its_device() {
+        let w = World::new();
+        let arn = one_device(&w).await;
+        w.push.disable(&arn);
+        let answer = handle(&w.deps, &sample("delivery-failure", &arn))
+            .await
+            .unwrap();
+        assert_eq!(answer, json!({"records": [{"deactivated": 1}]}));
+        assert!(!w.store.devices()[0].active);
+    }
+
+    #[tokio::test]
+    async fn a_late_failure_for_an_endpoint_enabled_again_changes_nothing() {
+        let w = World::new();
+        let arn = one_device(&w).await;
+        for name in ["delivery-failure", "endpoint-updated"] {
+            let answer = handle(&w.deps, &sample(name, &arn)).await.unwrap();
+            assert_eq!(answer, json!({"records": [{"ignored": true}]}), "{name}");
+        }
+        assert!(w.store.devices()[0].active);
+        w.push.remove(&arn);
+        let answer = handle(&w.deps, &sample("endpoint-deleted", &arn))
+            .await
+            .unwrap();
+        assert_eq!(answer, json!({"records": [{"deactivated": 1}]}));
+    }
+
+    #[tokio::test]
+    async fn malformed_records_and_events_that_are_not_sns_events_are_dropped() {
+        let w = World::new();
+        let arn = one_device(&w).await;
+        w.push.disable(&arn);
+        let answer = handle(&w.deps, &sample("malformed", &arn)).await.unwrap();
+        let records = answer["records"].as_array().unwrap();
+        assert_eq!(records.len(), 2);
+        assert!(records.iter().all(|r| r["dropped"].is_string()), "{answer}");
+        let answer = handle(&w.deps, &json!({"Records": [{"Sns": {"Message": "{}"}}]}))
+            .await
+            .unwrap();
+        assert!(answer["records"][0]["dropped"]
+            .as_str()
+            .unwrap()
+            .starts_with("not an SNS event"));
+        assert!(w.store.devices()[0].active, "nothing changed");
+    }
+
+    #[tokio::test]
+    async fn a_store_that_fails_fails_the_invocation_so_lambda_retries_it() {
+        let w = World::new();
+        let arn = one_device(&w).await;
+        w.push.disable(&arn);
+        w.store.fail(
+            "deactivate_endpoint",
+            push_core::testing::Fault::Unavailable,
+            1,
+        );
+        assert!(handle(&w.deps, &sample("delivery-failure", &arn))
+            .await
+            .is_err());
+        assert!(w.store.devices()[0].active);
+    }
 }

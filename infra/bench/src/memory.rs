@@ -44,10 +44,7 @@ pub async fn functions(out: &mut String, release: &str, f: &Fixture) -> f64 {
         (
             "feedback",
             "delivery failure event",
-            vec![
-                json!({"Records": [{"Sns": {"Message": json!({"EventType": "DeliveryFailure", "EndpointArn": "arn:aws:sns:us-east-1:123456789012:endpoint/APNS/x/y"}).to_string()}}]});
-                200
-            ],
+            vec![delivery_failure(); 200],
         ),
     ];
     for (f, what, events) in loads {
@@ -75,4 +72,16 @@ pub async fn router(c: &Client, f: &Fixture, router_pid: &str) -> f64 {
     futures_util::future::join_all(load).await;
     let (_, hwm) = proc_usage(router_pid);
     hwm as f64 / 1024.0
+}
+
+/// The sample delivery failure of infra/events/, about an endpoint that
+/// does not exist (the function looks it up and finds no device).
+fn delivery_failure() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/delivery-failure.json"
+    );
+    let text = std::fs::read_to_string(path).expect("infra/events/delivery-failure.json");
+    let arn = "arn:aws:sns:us-east-1:123456789012:endpoint/APNS/bench/none";
+    serde_json::from_str(&text.replace("{{ENDPOINT_ARN}}", arn)).expect("a JSON event")
 }
