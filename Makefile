@@ -1,5 +1,5 @@
 # The commands of the README. Each installs what is missing first.
-.PHONY: run test test-faults sam-local sam-local-test sam-invoke bench fuzz lint lint-template fmt check deploy-tools package
+.PHONY: unused-deps run test test-faults sam-local sam-local-test sam-invoke bench fuzz lint lint-template fmt check deploy-tools package
 
 export SAM_CLI_TELEMETRY := 0
 
@@ -43,6 +43,11 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+## No crate declares a dependency it does not use (cargo-machete, installed into .tools/).
+unused-deps:
+	@test -x .tools/bin/cargo-machete || cargo install --locked --quiet --version 0.9.2 --root .tools cargo-machete
+	.tools/bin/cargo-machete
+
 ## The template as AWS would judge it: SAM's validator with its linter, and cfn-lint.
 lint-template: deploy-tools
 	AWS_DEFAULT_REGION=us-east-1 .venv-deploy/bin/sam validate --lint
@@ -62,4 +67,4 @@ package: deploy-tools
 	@for f in .aws-sam/build/*Function/bootstrap; do ls -l "$$f"; done
 
 ## Everything CI runs.
-check: lint lint-template test sam-local-test
+check: lint unused-deps lint-template test sam-local-test

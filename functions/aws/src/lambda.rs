@@ -40,7 +40,7 @@ pub fn api_request(req: &Request) -> Option<ApiRequest> {
             .unwrap_or_default();
     }
     Some(ApiRequest {
-        method: req.method().as_str().to_string(),
+        method: req.method().clone(),
         segments,
         query,
         content_type: header("content-type"),

@@ -1,5 +1,6 @@
 //! `accounts/`: sign-up doubling as login, the caller's account, deletion.
 
+use http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::devices::remove_device_record;
@@ -196,7 +197,7 @@ async fn signup_or_login(
             tracing::info!(account = %account.id, "account created");
             let mut body = account_json(&account.id, &account.username, &account.email);
             body["token"] = Value::String(key);
-            Ok(ApiResponse::json(201, body))
+            Ok(ApiResponse::json(StatusCode::CREATED, body))
         }
         Err(CreateAccountError::UsernameTaken) => {
             Err(ApiError::Conflict("username taken meanwhile".into()))
@@ -289,7 +290,7 @@ async fn login(
     }
     let mut body = account_json(&account.id, &account.username, &account.email);
     body["token"] = Value::String(key);
-    Ok(ApiResponse::json(200, body))
+    Ok(ApiResponse::json(StatusCode::OK, body))
 }
 
 /// `GET accounts/`: the caller's account.
@@ -314,7 +315,7 @@ async fn own_account(
 
 fn account_response(caller: &ApiKeyRecord) -> ApiResponse {
     ApiResponse::json(
-        200,
+        StatusCode::OK,
         account_json(&caller.account_id, &caller.username, &caller.email),
     )
 }

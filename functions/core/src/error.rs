@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::metrics;
@@ -91,17 +92,19 @@ impl ApiError {
         Self::field("non_field_errors", message)
     }
 
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Validation(_) | ApiError::BadRequest(_) | ApiError::EmailTaken => 400,
-            ApiError::InvalidCredentials | ApiError::Unauthenticated(_) => 401,
-            ApiError::NotFound => 404,
-            ApiError::MethodNotAllowed { .. } => 405,
-            ApiError::PayloadTooLarge => 413,
-            ApiError::RateLimited { .. } => 429,
-            ApiError::UnsupportedMediaType(_) => 415,
-            ApiError::Unavailable(_) | ApiError::Conflict(_) => 503,
-            ApiError::Internal(_) => 500,
+            ApiError::Validation(_) | ApiError::BadRequest(_) | ApiError::EmailTaken => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::InvalidCredentials | ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) | ApiError::Conflict(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -1,5 +1,6 @@
 //! `messages/` (the knock) and `pubsub/`.
 
+use http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
@@ -115,7 +116,7 @@ pub async fn knock(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErro
         "knock delivered"
     );
     Ok(ApiResponse::json(
-        202,
+        StatusCode::ACCEPTED,
         json!({ "token": token, "data": data, "priority": priority.as_str() }),
     ))
 }
@@ -270,5 +271,5 @@ async fn reattach(deps: &Deps, device: &DeviceRecord, push: &Push) -> Result<boo
 
 /// `GET pubsub/`: the XEP-0357 relay JID.
 pub fn pubsub(deps: &Deps) -> ApiResponse {
-    ApiResponse::json(200, json!({ "jid": deps.settings.pubsub_jid }))
+    ApiResponse::json(StatusCode::OK, json!({ "jid": deps.settings.pubsub_jid }))
 }

@@ -1,17 +1,18 @@
 //! The response an operation gives: status, extra headers, a JSON body.
 
+use http::StatusCode;
 use serde_json::Value;
 
 /// A response: status, extra headers, and a JSON body (absent for `204`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiResponse {
-    pub status: u16,
+    pub status: StatusCode,
     pub headers: Vec<(String, String)>,
     pub body: Option<Value>,
 }
 
 impl ApiResponse {
-    pub fn json(status: u16, body: Value) -> Self {
+    pub fn json(status: StatusCode, body: Value) -> Self {
         ApiResponse {
             status,
             headers: Vec::new(),
@@ -21,7 +22,7 @@ impl ApiResponse {
 
     pub fn no_content() -> Self {
         ApiResponse {
-            status: 204,
+            status: StatusCode::NO_CONTENT,
             headers: Vec::new(),
             body: None,
         }

@@ -1,6 +1,7 @@
 //! `tokens/`: whitelist tokens, issued for one of the caller's devices and
 //! honoured for all of them until they expire or are revoked.
 
+use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use crate::accounts::authenticate;
@@ -143,7 +144,7 @@ async fn create_attempt(
         .create_token(&record, deps.settings.token_limit)
         .await
     {
-        Ok(()) => Ok(ApiResponse::json(201, token_json(&record))),
+        Ok(()) => Ok(ApiResponse::json(StatusCode::CREATED, token_json(&record))),
         // A collision of 160 random bits, or the device vanished meanwhile:
         // re-check the device and try again.
         Err(WriteConflict::Conflict) => {
@@ -183,7 +184,7 @@ pub async fn list(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiError
         sort_key,
         token_json,
     )?;
-    Ok(ApiResponse::json(200, body))
+    Ok(ApiResponse::json(StatusCode::OK, body))
 }
 
 fn plausible(token: &str) -> Result<(), ApiError> {
@@ -208,7 +209,9 @@ async fn own_token_response(
     token: &str,
 ) -> Result<ApiResponse, ApiError> {
     match deps.store.get_own_token(owner, token).await? {
-        Some(t) if t.is_live(deps.clock.now_us()) => Ok(ApiResponse::json(200, token_json(&t))),
+        Some(t) if t.is_live(deps.clock.now_us()) => {
+            Ok(ApiResponse::json(StatusCode::OK, token_json(&t)))
+        }
         _ => Err(ApiError::NotFound),
     }
 }
@@ -240,7 +243,7 @@ pub async fn rename(
     })
     .await?;
     match renamed {
-        Some(t) => Ok(ApiResponse::json(200, token_json(&t))),
+        Some(t) => Ok(ApiResponse::json(StatusCode::OK, token_json(&t))),
         None => Err(ApiError::NotFound),
     }
 }

@@ -113,7 +113,7 @@ pub async fn in_process_deps() -> Deps {
 
 fn api_request(method: &str, segments: &[&str], key: Option<&str>, body: Value) -> ApiRequest {
     ApiRequest {
-        method: method.into(),
+        method: method.parse().expect("an HTTP method"),
         segments: segments.iter().map(|s| s.to_string()).collect(),
         content_type: Some("application/json".into()),
         authorization: key.map(|k| format!("Token {k}")),
@@ -319,7 +319,7 @@ pub async fn in_process_knocks() -> InProcess {
         for _ in 0..50 {
             let t = Instant::now();
             let r = push_core::knock::knock(&deps, &knock_request(&token)).await;
-            assert_eq!(r.map(|r| r.status).ok(), Some(202));
+            assert_eq!(r.map(|r| r.status.as_u16()).ok(), Some(202));
             samples.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         let p50 = percentile(&mut samples, 0.5);

@@ -3,6 +3,7 @@
 
 mod input;
 
+use http::StatusCode;
 use serde_json::{json, Value};
 
 pub use input::clean_registration_id;
@@ -67,7 +68,7 @@ pub async fn list(
         sort_key,
         device_json,
     )?;
-    Ok(ApiResponse::json(200, body))
+    Ok(ApiResponse::json(StatusCode::OK, body))
 }
 
 fn sort_key(d: &DeviceRecord) -> String {
@@ -114,7 +115,7 @@ async fn register_attempt(
             .await?;
         let write = device_write(deps, caller, device.clone(), false, ClaimChange::Keep);
         deps.store.save_device(&write).await?;
-        return Ok(ApiResponse::json(200, device_json(&device)));
+        return Ok(ApiResponse::json(StatusCode::OK, device_json(&device)));
     }
     let endpoint_arn = deps
         .push
@@ -154,7 +155,7 @@ async fn register_attempt(
             .await?;
         tracing::info!(device = %device.id, "push token moved to this device");
     }
-    Ok(ApiResponse::json(201, device_json(&device)))
+    Ok(ApiResponse::json(StatusCode::CREATED, device_json(&device)))
 }
 
 /// Deletes an endpoint made for `registration_id` if still no device claims
@@ -227,7 +228,7 @@ pub async fn retrieve(
 ) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(deps, req).await?;
     let device = own_device(deps, &caller.account_id, kind, id).await?;
-    Ok(ApiResponse::json(200, device_json(&device)))
+    Ok(ApiResponse::json(StatusCode::OK, device_json(&device)))
 }
 
 /// `PUT` (`partial == false`) and `PATCH` of `device/<kind>/<id>/`. PUT
@@ -295,7 +296,10 @@ async fn update_attempt(
             .delete_device_tokens(&previous.owner, &previous.device_id)
             .await?;
     }
-    Ok(ApiResponse::json(200, device_json(&write.device)))
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        device_json(&write.device),
+    ))
 }
 
 /// `DELETE device/<kind>/<id>/`: the device, its endpoint and its tokens.

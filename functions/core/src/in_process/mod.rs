@@ -19,7 +19,7 @@ use crate::testing::World;
 fn request(method: &str, path: &str, key: Option<&str>, body: Value) -> ApiRequest {
     let path = format!("/api/v1/{path}");
     ApiRequest {
-        method: method.into(),
+        method: method.parse().expect("an HTTP method"),
         segments: ApiRequest::segments_of(&path).expect("an API path"),
         query: vec![],
         content_type: Some("application/json".into()),
@@ -38,7 +38,10 @@ fn answer(result: Result<ApiResponse, ApiError>) -> (u16, Value) {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
-    (response.status, response.body.unwrap_or(Value::Null))
+    (
+        response.status.as_u16(),
+        response.body.unwrap_or(Value::Null),
+    )
 }
 
 /// An APNs push token (64 hex digits) made from `n`.
