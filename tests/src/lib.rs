@@ -277,12 +277,11 @@ pub async fn emulator_state() -> Value {
         .expect("emulator JSON")
 }
 
-/// Runs `op` while the emulator records every AWS request, and returns it
-/// with the recorded requests that name `table` (a test's own table), in
-/// order. The recorder is one switch for the whole emulator: only the test
-/// `hardening::each_limit_costs_one_conditional_update` uses it.
-pub async fn calls_on_table<T>(
-    table: &str,
+/// Runs `op` while the emulator records every AWS request, and returns its
+/// result with the requests, in order. The recorder is one switch for the
+/// whole emulator and sees every client's requests: keep to those of your
+/// own table or endpoints (as [`calls_on_table`] does).
+pub async fn recorded<T>(
     op: impl std::future::Future<Output = T>,
 ) -> (T, Vec<local_api::recording::RecordedCall>) {
     let recorder = |action: &'static str| async move {
@@ -305,12 +304,32 @@ pub async fn calls_on_table<T>(
     .text()
     .await
     .expect("recording text");
+    (out, local_api::recording::parse(&text))
+}
+
+/// [`recorded`], keeping the requests that name `table` (a test's own table).
+pub async fn calls_on_table<T>(
+    table: &str,
+    op: impl std::future::Future<Output = T>,
+) -> (T, Vec<local_api::recording::RecordedCall>) {
+    let (out, calls) = recorded(op).await;
     let quoted = format!("\"{table}\"");
-    let calls = local_api::recording::parse(&text)
+    let calls = calls
         .into_iter()
         .filter(|c| c.body.contains(&quoted))
         .collect();
     (out, calls)
+}
+
+/// The one endpoint that carries this push token (asserted).
+pub async fn only_endpoint(token: &str) -> Endpoint {
+    let mut endpoints = endpoints_for(token).await;
+    assert_eq!(
+        endpoints.len(),
+        1,
+        "expected exactly one endpoint for the token: {endpoints:?}"
+    );
+    endpoints.remove(0)
 }
 
 /// All endpoints that exist now (the emulator also lists deleted ones; those

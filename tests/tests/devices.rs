@@ -6,16 +6,6 @@
 use api_tests::*;
 use serde_json::json;
 
-async fn sole_endpoint(token: &str) -> Endpoint {
-    let mut endpoints = endpoints_for(token).await;
-    assert_eq!(
-        endpoints.len(),
-        1,
-        "expected exactly one endpoint for the token: {endpoints:?}"
-    );
-    endpoints.remove(0)
-}
-
 #[tokio::test]
 async fn apns_registration_cleans_the_token_and_creates_one_enabled_endpoint() {
     let api = Api::new();
@@ -39,7 +29,7 @@ async fn apns_registration_cleans_the_token_and_creates_one_enabled_endpoint() {
     assert_eq!(created.len(), 27, "{created}");
     assert!(created.ends_with('Z') && created.as_bytes()[19] == b'.');
     assert!(!r.text.contains("arn:"), "endpoint ARNs are never shown");
-    let e = sole_endpoint(&hex).await;
+    let e = only_endpoint(&hex).await;
     assert!(e.enabled);
     assert!(e.arn.contains(":endpoint/APNS"));
     assert!(
@@ -68,7 +58,7 @@ async fn fcm_registration_from_an_android_form() {
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.json["registration_id"], t.as_str());
     assert_eq!(r.json["active"], true);
-    let e = sole_endpoint(&t).await;
+    let e = only_endpoint(&t).await;
     assert!(e.arn.contains(":endpoint/GCM/"));
     // Absent `active` means true for form bodies too.
     let t2 = fcm_token();
@@ -100,7 +90,7 @@ async fn reregistering_returns_the_same_device_updated_and_reactivated() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json["active"], false);
     // SNS disabled the endpoint meanwhile (APNs said the token was dead).
-    let e = sole_endpoint(&t).await;
+    let e = only_endpoint(&t).await;
     sns()
         .await
         .set_endpoint_attributes()
@@ -109,7 +99,7 @@ async fn reregistering_returns_the_same_device_updated_and_reactivated() {
         .send()
         .await
         .unwrap();
-    assert!(!sole_endpoint(&t).await.enabled);
+    assert!(!only_endpoint(&t).await.enabled);
 
     let r = api
         .post(
@@ -122,7 +112,7 @@ async fn reregistering_returns_the_same_device_updated_and_reactivated() {
     assert_eq!(r.json["id"], id);
     assert_eq!(r.json["name"], "renamed");
     assert_eq!(r.json["active"], true);
-    let e2 = sole_endpoint(&t).await;
+    let e2 = only_endpoint(&t).await;
     assert_eq!(e2.arn, e.arn);
     assert!(e2.enabled, "re-registration re-enables the endpoint");
     let list = api.get("device/apns/", Some(&a.key)).await;
@@ -150,7 +140,7 @@ async fn registering_under_another_account_moves_the_device_and_its_tokens_go() 
         404
     );
     assert_eq!(api.knock(&whitelist, json!({})).await.status, 404);
-    let e = sole_endpoint(&t).await;
+    let e = only_endpoint(&t).await;
     assert!(e.enabled);
 }
 
@@ -187,7 +177,7 @@ async fn twenty_concurrent_registrations_of_one_token_leave_one_device_and_endpo
         replies.iter().map(|r| r.json["id"].to_string()).collect();
     assert_eq!(ids.len(), 1);
     assert_eq!(api.get("device/apns/", Some(&a.key)).await.json["count"], 1);
-    sole_endpoint(&t).await;
+    only_endpoint(&t).await;
 }
 
 #[tokio::test]
@@ -218,7 +208,7 @@ async fn concurrent_registrations_across_accounts_leave_one_device() {
             .unwrap();
     }
     assert_eq!(total, 1);
-    sole_endpoint(&t).await;
+    only_endpoint(&t).await;
 }
 
 #[tokio::test]
@@ -228,7 +218,7 @@ async fn put_with_a_new_push_token_updates_the_same_endpoint() {
     let t1 = apns_token();
     let d = api.device(&a, "apns", &t1).await;
     let id = d["id"].as_str().unwrap();
-    let arn = sole_endpoint(&t1).await.arn;
+    let arn = only_endpoint(&t1).await.arn;
     let t2 = apns_token();
     // The Android-style PUT body carries read-only fields, which are ignored.
     let r = api
@@ -243,7 +233,7 @@ async fn put_with_a_new_push_token_updates_the_same_endpoint() {
     assert_eq!(r.json["id"], id);
     assert_eq!(r.json["registration_id"], t2.as_str());
     assert_eq!(r.json["date_created"], d["date_created"]);
-    let e = sole_endpoint(&t2).await;
+    let e = only_endpoint(&t2).await;
     assert_eq!(e.arn, arn);
     assert!(e.enabled);
     assert!(endpoints_for(&t1).await.is_empty());
@@ -298,7 +288,7 @@ async fn patch_to_a_token_another_device_holds_merges_them() {
         .status,
         404
     );
-    sole_endpoint(&t2).await;
+    only_endpoint(&t2).await;
     assert!(endpoints_for(&t1).await.is_empty());
 }
 
@@ -337,7 +327,7 @@ async fn an_existing_endpoint_with_other_attributes_is_adopted() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let e = sole_endpoint(&t).await;
+    let e = only_endpoint(&t).await;
     assert_eq!(e.arn, stale);
     assert!(e.enabled);
 }

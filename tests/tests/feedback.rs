@@ -30,12 +30,6 @@ async fn invoke_feedback(api: &Api, event: Value) -> Reply {
     .await
 }
 
-async fn endpoint(token: &str) -> Endpoint {
-    let mut e = endpoints_for(token).await;
-    assert_eq!(e.len(), 1);
-    e.remove(0)
-}
-
 /// Disables an endpoint, as SNS does before it reports a delivery failure.
 async fn disable(arn: &str) {
     sns()
@@ -65,7 +59,7 @@ async fn a_delivery_failure_deactivates_the_device_until_it_registers_again() {
     let dead = api.device(&a, "apns", &dead_token).await;
     let live = api.device(&a, "gcm", &live_token).await;
     let whitelist = api.token(&a, "gcm", live["id"].as_str().unwrap()).await;
-    let arn = endpoint(&dead_token).await.arn;
+    let arn = only_endpoint(&dead_token).await.arn;
 
     // The feedback function finds devices through an index that may lag:
     // an operator's event comes well after the registration.
@@ -81,11 +75,11 @@ async fn a_delivery_failure_deactivates_the_device_until_it_registers_again() {
 
     assert_eq!(api.knock(&whitelist, json!({})).await.status, 202);
     assert_eq!(
-        endpoint(&dead_token).await.messages.len(),
+        only_endpoint(&dead_token).await.messages.len(),
         0,
         "the dead device is skipped"
     );
-    assert_eq!(endpoint(&live_token).await.messages.len(), 1);
+    assert_eq!(only_endpoint(&live_token).await.messages.len(), 1);
 
     let r = api
         .post(
@@ -98,7 +92,7 @@ async fn a_delivery_failure_deactivates_the_device_until_it_registers_again() {
     assert_eq!(r.json["active"], true);
     assert_eq!(api.knock(&whitelist, json!({})).await.status, 202);
     assert_eq!(
-        endpoint(&dead_token).await.messages.len(),
+        only_endpoint(&dead_token).await.messages.len(),
         1,
         "back after re-registration"
     );
@@ -116,7 +110,7 @@ async fn endpoint_updated_acts_only_when_sns_disabled_it_and_deleted_deactivates
     let t = fcm_token();
     let d = api.device(&a, "gcm", &t).await;
     let id = d["id"].as_str().unwrap();
-    let arn = endpoint(&t).await.arn;
+    let arn = only_endpoint(&t).await.arn;
     settle_index().await;
     let r = invoke_feedback(&api, event("endpoint-updated", &arn)).await;
     assert_eq!(r.json, json!({"records": [{"ignored": true}]}));
@@ -128,7 +122,7 @@ async fn endpoint_updated_acts_only_when_sns_disabled_it_and_deleted_deactivates
 
     let t2 = apns_token();
     let d2 = api.device(&a, "apns", &t2).await;
-    let arn2 = endpoint(&t2).await.arn;
+    let arn2 = only_endpoint(&t2).await.arn;
     settle_index().await;
     // Deleted behind the service's back (in the console, say).
     sns()
@@ -242,7 +236,7 @@ mod own_stack {
             "{text}\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
-        let arn = endpoint(&t).await.arn;
+        let arn = only_endpoint(&t).await.arn;
         for (what, secret) in [
             ("whitelist token", &whitelist),
             ("API key", &a.key),

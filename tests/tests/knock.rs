@@ -32,12 +32,6 @@ async fn owner(api: &Api) -> Owner {
     }
 }
 
-async fn only_endpoint(token: &str) -> Endpoint {
-    let mut e = endpoints_for(token).await;
-    assert_eq!(e.len(), 1);
-    e.remove(0)
-}
-
 /// What an owner's phones received for one knock without `priority`: each
 /// APNs payload and the FCM message, after checking each device got exactly one.
 async fn pushes_of_a_knock_without_priority(
@@ -155,57 +149,27 @@ async fn apns_priority_and_push_type_attributes() {
     // moto keeps no message attributes in its state, so read the recorder.
     let api = Api::new();
     let o = owner(&api).await;
-    let base = emulator_url();
-    let http = reqwest::Client::new();
-    http.post(format!("{base}/moto-api/recorder/reset-recording"))
-        .send()
-        .await
-        .unwrap();
-    http.post(format!("{base}/moto-api/recorder/start-recording"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        api.knock(&o.token, json!({"priority": "high"}))
-            .await
-            .status,
-        202
-    );
-    assert_eq!(
-        api.knock(&o.token, json!({"priority": "low"})).await.status,
-        202
-    );
-    // No priority: the default, high.
-    assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
-    http.post(format!("{base}/moto-api/recorder/stop-recording"))
-        .send()
-        .await
-        .unwrap();
-    let recording = http
-        .get(format!("{base}/moto-api/recorder/download-recording"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let ((), calls) = recorded(async {
+        assert_eq!(
+            api.knock(&o.token, json!({"priority": "high"}))
+                .await
+                .status,
+            202
+        );
+        assert_eq!(
+            api.knock(&o.token, json!({"priority": "low"})).await.status,
+            202
+        );
+        // No priority: the default, high.
+        assert_eq!(api.knock(&o.token, json!({})).await.status, 202);
+    })
+    .await;
     let arn = only_endpoint(&o.apns[0]).await.arn;
     let mut found = Vec::new();
-    for line in recording.lines() {
-        let Ok(entry) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let body = entry["body"].as_str().unwrap_or_default();
-        let decoded = if entry["body_encoded"] == true {
-            base64_decode(body)
-        } else {
-            body.to_string()
-        };
-        let pairs: Vec<(String, String)> = serde_urlencoded_decode(&decoded);
+    for call in calls.iter().filter(|c| c.operation == "Publish") {
+        let pairs = call.form();
         let get = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
-        if get("Action").as_deref() != Some("Publish")
-            || get("TargetArn").as_deref() != Some(arn.as_str())
-        {
+        if get("TargetArn").as_deref() != Some(arn.as_str()) {
             continue;
         }
         let mut attrs = std::collections::HashMap::new();
@@ -230,26 +194,8 @@ async fn apns_priority_and_push_type_attributes() {
             (Some("alert".to_string()), Some("10".to_string())),
             (Some("background".to_string()), Some("5".to_string())),
         ],
-        "{recording}"
+        "{calls:?}"
     );
-}
-
-fn base64_decode(s: &str) -> String {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-fn serde_urlencoded_decode(s: &str) -> Vec<(String, String)> {
-    reqwest::Url::parse(&format!("http://x/?{s}"))
-        .map(|u| {
-            u.query_pairs()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test]

@@ -5,46 +5,20 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::common::{apns_token, env, username, Client};
+use crate::common::{apns_token, username, Client};
 use crate::latency::Fixture;
 
-// ---------- AWS call counting through the emulator's recorder ----------
-
-pub async fn recorder(action: &str) {
-    let base = env("AWS_ENDPOINT_URL");
-    reqwest::Client::new()
-        .post(format!("{base}/moto-api/recorder/{action}"))
-        .send()
-        .await
-        .expect("recorder");
-}
-
-/// The AWS operations the recorder saw, by name.
-pub async fn recorded_calls() -> BTreeMap<String, usize> {
-    let base = env("AWS_ENDPOINT_URL");
-    let text = reqwest::get(format!("{base}/moto-api/recorder/download-recording"))
-        .await
-        .expect("recording")
-        .text()
-        .await
-        .unwrap_or_default();
-    let mut counts = BTreeMap::new();
-    for call in local_api::recording::parse(&text) {
-        *counts.entry(call.operation).or_default() += 1;
-    }
-    counts
-}
-
+/// Runs `op` while the emulator records, and counts the AWS operations it made.
 pub async fn count_calls<F, Fut>(op: F) -> (String, BTreeMap<String, usize>)
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    recorder("reset-recording").await;
-    recorder("start-recording").await;
-    op().await;
-    recorder("stop-recording").await;
-    let calls = recorded_calls().await;
+    let ((), recorded) = api_tests::recorded(op()).await;
+    let mut calls = BTreeMap::new();
+    for call in recorded {
+        *calls.entry(call.operation).or_default() += 1;
+    }
     let text = calls
         .iter()
         .map(|(k, v)| format!("{v}× {k}"))

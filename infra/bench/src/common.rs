@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+pub use api_tests::{apns_token, random_username as username};
+
 pub const FUNCTIONS: &[&str] = &["register", "tokens", "knock", "feedback"];
 
 pub fn env(name: &str) -> String {
@@ -55,18 +57,6 @@ impl Client {
             ms,
         )
     }
-}
-
-pub fn apns_token() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-pub fn username() -> String {
-    uuid::Uuid::new_v4().to_string()[..30].to_string()
 }
 
 /// Process CPU seconds (user + system) and peak RSS (KiB) from /proc.

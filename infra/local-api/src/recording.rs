@@ -13,6 +13,13 @@ pub struct RecordedCall {
     pub body: String,
 }
 
+impl RecordedCall {
+    /// The body as form fields (the query protocols: SNS).
+    pub fn form(&self) -> Vec<(String, String)> {
+        serde_urlencoded::from_str(&self.body).unwrap_or_default()
+    }
+}
+
 /// Parses a recording (`download-recording`: one JSON object per line).
 pub fn parse(text: &str) -> Vec<RecordedCall> {
     text.lines()
