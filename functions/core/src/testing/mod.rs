@@ -3,6 +3,7 @@
 //! promises the traits document — the same conditions the DynamoDB store puts
 //! on its writes — and let a test inject the failures AWS can answer.
 
+mod accounts;
 mod push;
 mod store;
 mod tokens;
