@@ -1,6 +1,9 @@
-//! Harness for the black-box tests: an HTTP client for the local router
-//! (`PUSH_API_URL`), and readers of the emulator's state (`AWS_ENDPOINT_URL`).
-//! `make test` starts both and sets those variables.
+//! The support library of the black-box tests and of `make bench`: an HTTP
+//! client for the API under test (`PUSH_API_URL`: the local router, or `sam
+//! local start-api`), readers of the emulator's state and of its request
+//! recorder (`AWS_ENDPOINT_URL`), generators of test data, and stacks of a
+//! test's own (`Emulator`, `Router`). `make test` and `make sam-local-test`
+//! start the stack and set those variables.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -74,7 +77,8 @@ impl Default for Api {
 }
 
 impl Api {
-    /// The stack `make test` started.
+    /// The API under test (`PUSH_API_URL`), which `make test` or `make
+    /// sam-local-test` started.
     pub fn new() -> Self {
         Self::at(&env("PUSH_API_URL"))
     }
