@@ -8,48 +8,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use push_aws::AppConfig;
 use push_core::model::DeviceKind;
-use push_core::ports::{PortError, PublishError, Push, PushGateway};
+use push_core::testing::SimulatedPublish;
 use push_core::{ApiRequest, Deps, Settings};
 use serde_json::{json, Value};
 
 use crate::common::{apns_token, percentile, proc_usage, username};
 
 pub const SIMULATED_PUBLISH_MS: u64 = 20;
-
-/// SNS as far as publishing goes: every publish succeeds after a fixed delay.
-struct SimulatedSns {
-    inner: Arc<dyn PushGateway>,
-}
-
-#[async_trait::async_trait]
-impl PushGateway for SimulatedSns {
-    fn supports(&self, kind: DeviceKind) -> bool {
-        self.inner.supports(kind)
-    }
-    async fn ensure_endpoint(
-        &self,
-        kind: DeviceKind,
-        token: &str,
-        known: Option<&str>,
-    ) -> Result<String, PortError> {
-        self.inner.ensure_endpoint(kind, token, known).await
-    }
-    async fn delete_endpoint(&self, arn: &str) -> Result<(), PortError> {
-        self.inner.delete_endpoint(arn).await
-    }
-    async fn endpoint_enabled(&self, arn: &str) -> Result<Option<bool>, PortError> {
-        self.inner.endpoint_enabled(arn).await
-    }
-    async fn publish(
-        &self,
-        _arn: &str,
-        _kind: DeviceKind,
-        _push: &Push,
-    ) -> Result<(), PublishError> {
-        tokio::time::sleep(Duration::from_millis(SIMULATED_PUBLISH_MS)).await;
-        Ok(())
-    }
-}
 
 /// The functions' own ports against a fresh table, with simulated publishing
 /// and the abuse limits out of reach (the knock still takes its counting path).
@@ -105,9 +70,10 @@ pub async fn in_process_deps() -> Deps {
         settings,
     };
     let mut deps = push_aws::build_deps(&sdk, &config);
-    deps.push = Arc::new(SimulatedSns {
-        inner: deps.push.clone(),
-    });
+    deps.push = Arc::new(SimulatedPublish::new(
+        deps.push.clone(),
+        Duration::from_millis(SIMULATED_PUBLISH_MS),
+    ));
     deps
 }
 

@@ -254,3 +254,16 @@ async fn a_claim_taken_meanwhile_makes_the_registration_read_again_and_take_it_o
     );
     assert_eq!(w.push.endpoint_count(), 1, "the retry reused its endpoint");
 }
+
+#[tokio::test]
+async fn a_failed_take_over_leaves_the_other_devices_endpoint_alone() {
+    let w = World::new();
+    let (_, old_key) = w.store.add_account("old-owner");
+    let (_, new_key) = w.store.add_account("new-owner");
+    assert_eq!(register(&w, &old_key, "gcm", "fcm-token").await.0, 201);
+    let arn = w.store.devices()[0].endpoint_arn.clone();
+    w.store.fail("save_device", Fault::Unavailable, 1);
+    assert_eq!(register(&w, &new_key, "gcm", "fcm-token").await.0, 503);
+    assert!(w.push.endpoint(&arn).is_some(), "still the old device's");
+    assert_eq!(w.store.devices().len(), 1);
+}

@@ -349,3 +349,14 @@ async fn a_knock_on_an_fcm_device_is_an_fcm_push() {
     assert_eq!(s.world.push.endpoint(arn).unwrap().kind, DeviceKind::Gcm);
     assert_eq!(push.apns_push_type, None);
 }
+
+#[tokio::test]
+async fn a_push_larger_than_apns_takes_is_never_sent() {
+    // Validation keeps `data` far below this; `deliver` checks again.
+    let s = setup(1, 0).await;
+    let data = Value::String("x".repeat(crate::payload::APNS_MAX_PAYLOAD_BYTES));
+    let result =
+        crate::knock::deliver(&s.world.deps, &s.token, &data, Priority::High, i64::MAX).await;
+    assert_eq!(result.unwrap_err().status(), 500);
+    assert!(s.world.push.published().is_empty());
+}

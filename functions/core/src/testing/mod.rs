@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-pub use push::{Endpoint, MemoryPush};
+pub use push::{Endpoint, MemoryPush, SimulatedPublish};
 pub use store::MemoryStore;
 
 use crate::ports::{Clock, PortError};

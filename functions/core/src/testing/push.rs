@@ -1,7 +1,8 @@
 //! The push gateway (SNS platform endpoints), in memory.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -178,5 +179,49 @@ impl PushGateway for MemoryPush {
                 Ok(())
             }
         }
+    }
+}
+
+/// Another gateway with publishing simulated: each publish succeeds after
+/// `latency` without reaching it; everything else is the inner gateway's.
+/// For measuring the code's own fan-out (`make bench`), not the emulator's.
+pub struct SimulatedPublish {
+    inner: Arc<dyn PushGateway>,
+    latency: Duration,
+}
+
+impl SimulatedPublish {
+    pub fn new(inner: Arc<dyn PushGateway>, latency: Duration) -> Self {
+        SimulatedPublish { inner, latency }
+    }
+}
+
+#[async_trait]
+impl PushGateway for SimulatedPublish {
+    fn supports(&self, kind: DeviceKind) -> bool {
+        self.inner.supports(kind)
+    }
+    async fn ensure_endpoint(
+        &self,
+        kind: DeviceKind,
+        token: &str,
+        known: Option<&str>,
+    ) -> Result<String, PortError> {
+        self.inner.ensure_endpoint(kind, token, known).await
+    }
+    async fn delete_endpoint(&self, arn: &str) -> Result<(), PortError> {
+        self.inner.delete_endpoint(arn).await
+    }
+    async fn endpoint_enabled(&self, arn: &str) -> Result<Option<bool>, PortError> {
+        self.inner.endpoint_enabled(arn).await
+    }
+    async fn publish(
+        &self,
+        _arn: &str,
+        _kind: DeviceKind,
+        _push: &Push,
+    ) -> Result<(), PublishError> {
+        tokio::time::sleep(self.latency).await;
+        Ok(())
     }
 }
