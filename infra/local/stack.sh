@@ -101,7 +101,7 @@ case "$cmd" in
     ;;
   bench)
     ensure_emulator
-    cargo build --profile perf -p register -p tokens -p knock -p feedback -p local-api -p bench
+    cargo build --profile perf -p register -p tokens -p knock -p feedback -p local-api -p bench -p floor
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     start_emulator "$(free_port)"

@@ -36,8 +36,26 @@ pub async fn in_process_deps() -> Deps {
     )
     .await
     .expect("app");
+    let settings = bench_settings();
+    let config = AppConfig {
+        table_name: table,
+        apns_application_arn: Some(apns),
+        gcm_application_arn: None,
+        settings,
+    };
+    let mut deps = push_aws::build_deps(&sdk, &config);
+    deps.push = Arc::new(SimulatedPublish::new(
+        deps.push.clone(),
+        Duration::from_millis(SIMULATED_PUBLISH_MS),
+    ));
+    deps
+}
+
+/// The functions' settings with the abuse limits out of the bench's reach
+/// (every knock still takes its counting path) and room for 50 devices.
+fn bench_settings() -> Settings {
     let defaults = Settings::default();
-    let settings = Settings {
+    Settings {
         // The default knock log (10 slots), with a window so short that it
         // never refuses: every knock takes the counting path (one conditional
         // UpdateItem, one Query).
@@ -62,19 +80,7 @@ pub async fn in_process_deps() -> Deps {
             ..defaults.device_registration_limit
         },
         ..defaults.clone()
-    };
-    let config = AppConfig {
-        table_name: table,
-        apns_application_arn: Some(apns),
-        gcm_application_arn: None,
-        settings,
-    };
-    let mut deps = push_aws::build_deps(&sdk, &config);
-    deps.push = Arc::new(SimulatedPublish::new(
-        deps.push.clone(),
-        Duration::from_millis(SIMULATED_PUBLISH_MS),
-    ));
-    deps
+    }
 }
 
 fn api_request(method: &str, segments: &[&str], key: Option<&str>, body: Value) -> ApiRequest {
@@ -277,40 +283,99 @@ pub struct InProcess {
 /// through it fan-out would measure moto, not this code.
 pub async fn in_process_knocks() -> InProcess {
     let deps = in_process_deps().await;
-    let (mut rows, mut base_p50, mut fan10) = (String::new(), 0.0, 0.0);
-    let mut cpu_token = String::new();
-    for n in [1usize, 10, Settings::default().device_limit as usize, 50] {
-        let token = owner_with_devices(&deps, n).await;
+    let fan = fan_out(&deps).await;
+    // CPU per request of the handler code (parsing, rules, SDK client; no
+    // password hashing), as this process's CPU time over many requests.
+    let cpu_ms = cpu_per_knock(&deps, &fan.one_device_token, 500).await;
+    InProcess {
+        fan10: fan.ratio(10),
+        rows: fan.rows,
+        base_p50: fan.base_p50,
+        cpu_ms,
+    }
+}
+
+/// The device counts of the fan-out rows: 1, 10, the default cap, 50.
+pub fn fan_out_sizes() -> [usize; 4] {
+    [1, 10, Settings::default().device_limit as usize, 50]
+}
+
+/// The fan-out table of one set of ports.
+pub struct FanOut {
+    pub rows: String,
+    pub base_p50: f64,
+    /// (devices, p50) per row.
+    pub p50s: Vec<(usize, f64)>,
+    pub one_device_token: String,
+}
+
+impl FanOut {
+    /// The p50 with `n` devices relative to one device's.
+    pub fn ratio(&self, n: usize) -> f64 {
+        let p50 = self
+            .p50s
+            .iter()
+            .find(|(d, _)| *d == n)
+            .map_or(f64::NAN, |(_, p)| *p);
+        p50 / self.base_p50
+    }
+}
+
+/// 50 knocks on an owner with each number of devices of [`fan_out_sizes`].
+pub async fn fan_out(deps: &Deps) -> FanOut {
+    let mut fan = FanOut {
+        rows: String::new(),
+        base_p50: 0.0,
+        p50s: Vec::new(),
+        one_device_token: String::new(),
+    };
+    for n in fan_out_sizes() {
+        let token = owner_with_devices(deps, n).await;
         let mut samples = Vec::new();
         for _ in 0..50 {
             let t = Instant::now();
-            let r = push_core::knock::knock(&deps, &knock_request(&token)).await;
+            let r = push_core::knock::knock(deps, &knock_request(&token)).await;
             assert_eq!(r.map(|r| r.status.as_u16()).ok(), Some(202));
             samples.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         let p50 = percentile(&mut samples, 0.5);
         let p99 = percentile(&mut samples, 0.99);
         if n == 1 {
-            base_p50 = p50;
-            cpu_token = token;
+            fan.base_p50 = p50;
+            fan.one_device_token = token;
         }
-        if n == 10 {
-            fan10 = p50 / base_p50;
-        }
+        fan.p50s.push((n, p50));
         writeln!(
-            rows,
+            fan.rows,
             "| {n} | {p50:.1} ms | {p99:.1} ms | {:.2}× |",
-            p50 / base_p50
+            p50 / fan.base_p50
         )
         .ok();
     }
-    // CPU per request of the handler code (parsing, rules, SDK client; no
-    // password hashing), as this process's CPU time over many requests.
-    let cpu_ms = cpu_per_knock(&deps, &cpu_token, 500).await;
-    InProcess {
-        rows,
-        base_p50,
-        fan10,
-        cpu_ms,
-    }
+    fan
+}
+
+/// A DynamoDB round trip, simulated: every store call answers after this.
+pub const SIMULATED_STORE_MS: u64 = 5;
+
+/// The fan-out with store and push both simulated (each store call after
+/// [`SIMULATED_STORE_MS`], each publish after [`SIMULATED_PUBLISH_MS`]): the
+/// code's own scaling, free of the emulator's.
+pub async fn simulated_fan_out() -> FanOut {
+    let world = push_core::testing::World::with(
+        bench_settings(),
+        push_core::testing::MemoryPush::default(),
+    );
+    let deps = Deps {
+        store: Arc::new(push_core::testing::MemoryStore::with_latency(
+            Duration::from_millis(SIMULATED_STORE_MS),
+        )),
+        push: Arc::new(SimulatedPublish::new(
+            world.push.clone(),
+            Duration::from_millis(SIMULATED_PUBLISH_MS),
+        )),
+        clock: Arc::new(push_core::ports::SystemClock),
+        settings: world.deps.settings.clone(),
+    };
+    fan_out(&deps).await
 }

@@ -48,7 +48,9 @@ pub async fn functions(out: &mut String, release: &str, f: &Fixture) -> f64 {
         ),
     ];
     for (f, what, events) in loads {
-        let (_, rss) = run_bootstrap(&format!("{release}/{f}"), f, events).await;
+        let rss = run_bootstrap(&format!("{release}/{f}"), f, events, &[])
+            .await
+            .rss_kib;
         worst_rss = worst_rss.max(rss as f64 / 1024.0);
         writeln!(
             out,

@@ -22,6 +22,8 @@ pub struct RuntimeStub {
     /// Invocations answered so far, and the signals for the first and last.
     answered: usize,
     total: usize,
+    /// Signalled at the first `GET …/invocation/next`: init is over.
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
     first: Option<tokio::sync::oneshot::Sender<()>>,
     last: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -34,6 +36,9 @@ pub async fn runtime_api(
     let _ = req.into_body().collect().await;
     let mut s = stub.lock().await;
     if path.ends_with("/invocation/next") {
+        if let Some(ready) = s.ready.take() {
+            let _ = ready.send(());
+        }
         if s.events.is_empty() {
             drop(s);
             // Hold the runtime here until it is killed.
@@ -105,16 +110,32 @@ pub fn http_event_with(method: &str, path: &str, key: Option<&str>, body: Option
     })
 }
 
-/// Runs a bootstrap against a Runtime API stub that hands it `events`:
-/// milliseconds from spawning it to its first answered invocation, and its
-/// peak RSS (KiB) once every event is answered.
-pub async fn run_bootstrap(binary: &str, function: &str, events: Vec<Value>) -> (f64, u64) {
+/// What one run of a bootstrap took.
+pub struct Run {
+    /// Process start to its first `GET …/invocation/next` (init), in ms.
+    pub init_ms: f64,
+    /// Process start to its first answered invocation, in ms.
+    pub first_ms: f64,
+    /// Peak RSS once every event is answered, in KiB.
+    pub rss_kib: u64,
+}
+
+/// Runs a bootstrap against a Runtime API stub that hands it `events`, with
+/// the extra environment `env`.
+pub async fn run_bootstrap(
+    binary: &str,
+    function: &str,
+    events: Vec<Value>,
+    env: &[(&str, &str)],
+) -> Run {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (first_tx, first_rx) = tokio::sync::oneshot::channel();
     let (last_tx, last_rx) = tokio::sync::oneshot::channel();
     let stub = Arc::new(Mutex::new(RuntimeStub {
         total: events.len(),
         events,
         answered: 0,
+        ready: Some(ready_tx),
         first: Some(first_tx),
         last: Some(last_tx),
     }));
@@ -149,49 +170,103 @@ pub async fn run_bootstrap(binary: &str, function: &str, events: Vec<Value>) -> 
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
         .env("TABLE_NAME", "chatsecure-push-local")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn bootstrap");
+    let _ = tokio::time::timeout(Duration::from_secs(10), ready_rx).await;
+    let init_ms = start.elapsed().as_secs_f64() * 1000.0;
     let _ = tokio::time::timeout(Duration::from_secs(10), first_rx).await;
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let first_ms = start.elapsed().as_secs_f64() * 1000.0;
     let _ = tokio::time::timeout(Duration::from_secs(120), last_rx).await;
-    let rss = child
+    let rss_kib = child
         .id()
         .map(|pid| proc_usage(&pid.to_string()).1)
         .unwrap_or(0);
     let _ = child.kill().await;
     server.abort();
-    (ms, rss)
+    Run {
+        init_ms,
+        first_ms,
+        rss_kib,
+    }
 }
 
-pub async fn cold_start(binary: &str, function: &str) -> f64 {
-    run_bootstrap(binary, function, vec![event_for(function)])
-        .await
-        .0
+/// Medians over 15 fresh starts of a bootstrap answering `event`: (init,
+/// first response), in ms.
+async fn cold(binary: &str, function: &str, event: &Value, env: &[(&str, &str)]) -> (f64, f64) {
+    let (mut init, mut first) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        let run = run_bootstrap(binary, function, vec![event.clone()], env).await;
+        init.push(run.init_ms);
+        first.push(run.first_ms);
+    }
+    (percentile(&mut init, 0.5), percentile(&mut first, 0.5))
 }
 
-/// The cold-start table: each function's median of 15 fresh starts; returns
-/// the worst median.
-pub async fn cold_starts(out: &mut String, release: &str) -> f64 {
-    let mut worst_cold = 0.0f64;
-    writeln!(out, "\n## Cold start\n\nProcess start to first invocation answered through a Lambda Runtime API stub (config read, AWS clients built, one request handled; the HTTP functions answer a request that needs no AWS call), median of 15 runs (x86_64, `perf` profile).\n\n| function | median | min | max |\n| --- | ---: | ---: | ---: |").ok();
-    for f in FUNCTIONS {
-        let mut samples = Vec::new();
-        for _ in 0..15 {
-            samples.push(cold_start(&format!("{release}/{f}"), f).await);
-        }
-        worst_cold = worst_cold.max(percentile(&mut samples, 0.5));
-        let min = samples.iter().cloned().fold(f64::INFINITY, f64::min);
-        let max = samples.iter().cloned().fold(0.0, f64::max);
+/// The worst ratios of the cold-start table, against the floor.
+pub struct ColdStart {
+    /// Worst init and worst first response of an HTTP function, each as a
+    /// multiple of the `lambda_http` floor's.
+    pub init_ratio: f64,
+    pub first_ratio: f64,
+    /// The feedback function's first response against the `lambda_runtime` floor's.
+    pub feedback_ratio: f64,
+}
+
+/// The cold-start table: every function and the floors, measured side by
+/// side in this run (median of 15 fresh starts each).
+pub async fn cold_starts(out: &mut String, release: &str) -> ColdStart {
+    writeln!(out, "\n## Cold start against the floor\n\nEach `bootstrap` started fresh against a Lambda Runtime API stub, median of 15 starts (x86_64, `perf` profile): **init** = process start to its first `GET …/invocation/next` (configuration read, AWS clients built); **first response** = to the answer of a first request that needs no AWS call. The floors are the smallest functions possible with the same crates and profile (`infra/floor`): `lambda_http` answering a constant (for the HTTP functions), `lambda_runtime` answering a constant (for `feedback`), measured in the same run. Ratio = function ÷ its floor.\n\n| function | init | × floor | first response | × floor |\n| --- | ---: | ---: | ---: | ---: |").ok();
+    let http_event = event_for("knock");
+    let sns_event = event_for("feedback");
+    let http_floor = cold(
+        &format!("{release}/floor-http"),
+        "floor-http",
+        &http_event,
+        &[],
+    )
+    .await;
+    let runtime_floor = cold(
+        &format!("{release}/floor-runtime"),
+        "floor-runtime",
+        &sns_event,
+        &[],
+    )
+    .await;
+    let mut result = ColdStart {
+        init_ratio: 0.0,
+        first_ratio: 0.0,
+        feedback_ratio: 0.0,
+    };
+    for (name, floor) in [("floor-http", http_floor), ("floor-runtime", runtime_floor)] {
         writeln!(
             out,
-            "| {f} | {:.1} ms | {:.1} ms | {:.1} ms |",
-            percentile(&mut samples, 0.5),
-            min,
-            max
+            "| *{name}* | {:.1} ms | 1.00× | {:.1} ms | 1.00× |",
+            floor.0, floor.1
         )
         .ok();
     }
-    worst_cold
+    for f in FUNCTIONS {
+        let floor = if *f == "feedback" {
+            runtime_floor
+        } else {
+            http_floor
+        };
+        let (init, first) = cold(&format!("{release}/{f}"), f, &event_for(f), &[]).await;
+        let (ri, rf) = (init / floor.0, first / floor.1);
+        if *f == "feedback" {
+            result.feedback_ratio = rf;
+        } else {
+            result.init_ratio = result.init_ratio.max(ri);
+            result.first_ratio = result.first_ratio.max(rf);
+        }
+        writeln!(
+            out,
+            "| {f} | {init:.1} ms | {ri:.2}× | {first:.1} ms | {rf:.2}× |"
+        )
+        .ok();
+    }
+    result
 }

@@ -11,7 +11,7 @@ use crate::Limit;
 #[async_trait]
 impl AccountStore for MemoryStore {
     async fn get_account(&self, username: &str) -> Result<Option<AccountRecord>, PortError> {
-        self.faults.check("get_account")?;
+        self.call("get_account").await?;
         Ok(self.tables().accounts.get(username).cloned())
     }
     async fn create_account(
@@ -19,7 +19,7 @@ impl AccountStore for MemoryStore {
         account: &AccountRecord,
         key: &ApiKeyRecord,
     ) -> Result<(), CreateAccountError> {
-        self.faults.check("create_account")?;
+        self.call("create_account").await?;
         let mut t = self.tables();
         if t.accounts.contains_key(&account.username) {
             return Err(CreateAccountError::UsernameTaken);
@@ -43,7 +43,7 @@ impl AccountStore for MemoryStore {
         now_us: Micros,
         limit: Limit,
     ) -> Result<Admission, PortError> {
-        self.faults.check("log_failed_login")?;
+        self.call("log_failed_login").await?;
         let mut t = self.tables();
         let Some(account) = t.accounts.get_mut(username) else {
             return Ok(Admission::Missing);
@@ -63,7 +63,7 @@ impl AccountStore for MemoryStore {
         now_us: Micros,
         limit: Limit,
     ) -> Result<Admission, PortError> {
-        self.faults.check("add_login_key")?;
+        self.call("add_login_key").await?;
         let mut t = self.tables();
         let Some(account) = t.accounts.get_mut(&key.username) else {
             return Ok(Admission::Missing);
@@ -83,7 +83,7 @@ impl AccountStore for MemoryStore {
         Ok(Admission::Admitted)
     }
     async fn trim_api_keys(&self, account_id: &str, keep: u32) -> Result<usize, PortError> {
-        self.faults.check("trim_api_keys")?;
+        self.call("trim_api_keys").await?;
         let mut t = self.tables();
         let mut own: Vec<(u64, String)> = t
             .keys
@@ -103,7 +103,7 @@ impl AccountStore for MemoryStore {
         Ok(revoked.len())
     }
     async fn get_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, PortError> {
-        self.faults.check("get_api_key")?;
+        self.call("get_api_key").await?;
         Ok(self.tables().keys.get(key_hash).map(|(k, _)| k.clone()))
     }
     async fn begin_account_deletion(
@@ -111,7 +111,7 @@ impl AccountStore for MemoryStore {
         account_id: &str,
         username: &str,
     ) -> Result<bool, PortError> {
-        self.faults.check("begin_account_deletion")?;
+        self.call("begin_account_deletion").await?;
         match self.tables().accounts.get_mut(username) {
             Some(a) if a.id == account_id => {
                 a.deleting = true;
@@ -126,7 +126,7 @@ impl AccountStore for MemoryStore {
         username: &str,
         email: &str,
     ) -> Result<(), PortError> {
-        self.faults.check("finish_account_deletion")?;
+        self.call("finish_account_deletion").await?;
         let mut t = self.tables();
         t.tokens.retain(|_, (tok, _)| tok.owner != account_id);
         t.keys.retain(|_, (k, _)| k.account_id != account_id);

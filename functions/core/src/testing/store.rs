@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -40,10 +41,28 @@ pub(super) struct Tables {
 #[derive(Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
-    pub(super) faults: Faults,
+    faults: Faults,
+    latency: Duration,
 }
 
 impl MemoryStore {
+    /// A store whose every call takes `latency` (a DynamoDB round trip, for
+    /// measuring the code's own scaling: `make bench`).
+    pub fn with_latency(latency: Duration) -> Self {
+        MemoryStore {
+            latency,
+            ..Self::default()
+        }
+    }
+
+    /// Every call starts here: its latency, then an injected failure if any.
+    pub(super) async fn call(&self, name: &str) -> Result<(), PortError> {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        self.faults.check(name)
+    }
+
     pub(super) fn tables(&self) -> MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -133,7 +152,7 @@ impl MemoryStore {
 #[async_trait]
 impl DeviceStore for MemoryStore {
     async fn list_devices(&self, owner: &str) -> Result<Vec<DeviceRecord>, PortError> {
-        self.faults.check("list_devices")?;
+        self.call("list_devices").await?;
         let t = self.tables();
         Ok(t.devices
             .values()
@@ -142,7 +161,7 @@ impl DeviceStore for MemoryStore {
             .collect())
     }
     async fn get_device(&self, owner: &str, id: &str) -> Result<Option<DeviceRecord>, PortError> {
-        self.faults.check("get_device")?;
+        self.call("get_device").await?;
         let key = (owner.to_string(), id.to_string());
         Ok(self.tables().devices.get(&key).cloned())
     }
@@ -151,14 +170,14 @@ impl DeviceStore for MemoryStore {
         kind: DeviceKind,
         registration_id: &str,
     ) -> Result<Option<PushTokenClaim>, PortError> {
-        self.faults.check("get_claim")?;
+        self.call("get_claim").await?;
         Ok(self.claim(kind, registration_id))
     }
     /// All or nothing, refused as the DynamoDB transaction is: the account
     /// first, then the device cap, then the registration limit, then any
     /// other condition (a conflict).
     async fn save_device(&self, write: &DeviceWrite) -> Result<(), WriteConflict> {
-        self.faults.check("save_device")?;
+        self.call("save_device").await?;
         let mut t = self.tables();
         let device = &write.device;
         let key = (device.owner.clone(), device.id.clone());
@@ -222,7 +241,7 @@ impl DeviceStore for MemoryStore {
         Ok(())
     }
     async fn delete_device(&self, device: &DeviceRecord) -> Result<DeviceRemoval, PortError> {
-        self.faults.check("delete_device")?;
+        self.call("delete_device").await?;
         let mut t = self.tables();
         if t.devices
             .remove(&(device.owner.clone(), device.id.clone()))
@@ -246,7 +265,7 @@ impl DeviceStore for MemoryStore {
         device: &DeviceRecord,
         new_arn: &str,
     ) -> Result<bool, PortError> {
-        self.faults.check("replace_endpoint")?;
+        self.call("replace_endpoint").await?;
         let mut t = self.tables();
         match t
             .devices
@@ -265,7 +284,7 @@ impl DeviceStore for MemoryStore {
         id: &str,
         active: bool,
     ) -> Result<(), PortError> {
-        self.faults.check("set_device_active")?;
+        self.call("set_device_active").await?;
         if let Some(d) = self
             .tables()
             .devices
@@ -276,7 +295,7 @@ impl DeviceStore for MemoryStore {
         Ok(())
     }
     async fn deactivate_endpoint(&self, endpoint_arn: &str) -> Result<usize, PortError> {
-        self.faults.check("deactivate_endpoint")?;
+        self.call("deactivate_endpoint").await?;
         let mut t = self.tables();
         let mut n = 0;
         for d in t.devices.values_mut() {

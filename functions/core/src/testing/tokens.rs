@@ -42,7 +42,7 @@ pub(super) fn limited(key: &LimitKey, admission: Admission) -> Result<(), WriteC
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn create_token(&self, token: &TokenRecord, limit: Limit) -> Result<(), WriteConflict> {
-        self.faults.check("create_token")?;
+        self.call("create_token").await?;
         let mut t = self.tables();
         let device = (token.owner.clone(), token.device_id.clone());
         if t.tokens.contains_key(&token.token) || !t.devices.contains_key(&device) {
@@ -57,7 +57,7 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
     async fn get_token(&self, token: &str) -> Result<Option<TokenRecord>, PortError> {
-        self.faults.check("get_token")?;
+        self.call("get_token").await?;
         Ok(self.tables().tokens.get(token).map(|(t, _)| t.clone()))
     }
     async fn get_own_token(
@@ -65,7 +65,7 @@ impl TokenStore for MemoryStore {
         owner: &str,
         token: &str,
     ) -> Result<Option<TokenRecord>, PortError> {
-        self.faults.check("get_own_token")?;
+        self.call("get_own_token").await?;
         let t = self.tables();
         Ok(t.tokens
             .get(token)
@@ -78,7 +78,7 @@ impl TokenStore for MemoryStore {
         now_us: Micros,
         limit: Limit,
     ) -> Result<KnockAdmission, PortError> {
-        self.faults.check("admit_knock")?;
+        self.call("admit_knock").await?;
         let mut t = self.tables();
         let Some((record, log)) = t.tokens.get_mut(token).filter(|(t, _)| t.is_live(now_us)) else {
             return Ok(KnockAdmission::Unknown);
@@ -93,7 +93,7 @@ impl TokenStore for MemoryStore {
         Ok(KnockAdmission::Admitted(record.clone()))
     }
     async fn count_live_tokens(&self, owner: &str, now_us: Micros) -> Result<usize, PortError> {
-        self.faults.check("count_live_tokens")?;
+        self.call("count_live_tokens").await?;
         let t = self.tables();
         Ok(t.tokens
             .values()
@@ -101,7 +101,7 @@ impl TokenStore for MemoryStore {
             .count())
     }
     async fn list_tokens(&self, owner: &str) -> Result<Vec<TokenRecord>, PortError> {
-        self.faults.check("list_tokens")?;
+        self.call("list_tokens").await?;
         let t = self.tables();
         Ok(t.tokens
             .values()
@@ -116,7 +116,7 @@ impl TokenStore for MemoryStore {
         name: Option<&str>,
         now_us: Micros,
     ) -> Result<Option<TokenRecord>, PortError> {
-        self.faults.check("rename_token")?;
+        self.call("rename_token").await?;
         let mut t = self.tables();
         match t.tokens.get_mut(token) {
             Some((t, _)) if t.owner == owner && t.is_live(now_us) => {
@@ -132,7 +132,7 @@ impl TokenStore for MemoryStore {
         token: &str,
         now_us: Micros,
     ) -> Result<bool, PortError> {
-        self.faults.check("delete_token")?;
+        self.call("delete_token").await?;
         let mut t = self.tables();
         let own = t
             .tokens
@@ -144,7 +144,7 @@ impl TokenStore for MemoryStore {
         Ok(own)
     }
     async fn delete_device_tokens(&self, owner: &str, device_id: &str) -> Result<(), PortError> {
-        self.faults.check("delete_device_tokens")?;
+        self.call("delete_device_tokens").await?;
         self.tables()
             .tokens
             .retain(|_, (t, _)| !(t.owner == owner && t.device_id == device_id));
@@ -160,11 +160,11 @@ impl LimitStore for MemoryStore {
         now_us: Micros,
         limit: Limit,
     ) -> Result<Admission, PortError> {
-        self.faults.check("count_hit")?;
+        self.call("count_hit").await?;
         Ok(count(&mut self.tables(), key, now_us, limit))
     }
     async fn daily_salt(&self, day: i64) -> Result<String, PortError> {
-        self.faults.check("daily_salt")?;
+        self.call("daily_salt").await?;
         let mut t = self.tables();
         Ok(t.salts
             .entry(day)
