@@ -8,6 +8,7 @@
 mod calls;
 mod common;
 mod in_process;
+mod instructions;
 mod latency;
 mod memory;
 mod report;
@@ -73,6 +74,11 @@ async fn main() {
     .ok();
     writeln!(out, "| handler CPU per knock (1 device; parsing, rules, payloads, SDK client; in-process) | {cpu_ms:.3} ms |").ok();
     writeln!(out, "| peak RSS of the router (all four handlers, one process) after 200 concurrent knocks | {router_rss:.1} MB |").ok();
+    let instructions = instructions::per_knock();
+    match &instructions {
+        Ok(n) => writeln!(out, "| instructions per knock (1 device; callgrind, the difference of two in-process runs, so set-up cancels out) | {:.0} k |", n / 1000.0).ok(),
+        Err(e) => writeln!(out, "| instructions per knock | not measured: {e} |").ok(),
+    };
 
     report::password_hashing(&mut out);
     report::cost(&mut out, base_p50, &knock1);
