@@ -218,7 +218,7 @@ pub struct ColdStart {
 /// The cold-start table: every function and the floors, measured side by
 /// side in this run (median of 15 fresh starts each).
 pub async fn cold_starts(out: &mut String, release: &str) -> ColdStart {
-    writeln!(out, "\n## Cold start against the floor\n\nEach `bootstrap` started fresh against a Lambda Runtime API stub, median of 15 starts (x86_64, `perf` profile): **init** = process start to its first `GET …/invocation/next` (configuration read, AWS clients built); **first response** = to the answer of a first request that needs no AWS call. The floors are the smallest functions possible with the same crates and profile (`infra/floor`): `lambda_http` answering a constant (for the HTTP functions), `lambda_runtime` answering a constant (for `feedback`), measured in the same run. Ratio = function ÷ its floor.\n\n| function | init | × floor | first response | × floor |\n| --- | ---: | ---: | ---: | ---: |").ok();
+    writeln!(out, "\n## Cold start against the floor\n\nEach `bootstrap` started fresh against a Lambda Runtime API stub, median of 15 starts (x86_64, `perf` profile): **init** = process start to its first `GET …/invocation/next` (configuration read, AWS clients built); **first response** = to the answer of a first request that needs no AWS call. The floors are the smallest functions possible with the same crates and profile (`infra/floor`): `lambda_http` answering a constant (for the HTTP functions), `lambda_runtime` answering a constant (for `feedback`), measured in the same run. Ratio = function ÷ its floor. The last row starts `knock` with an empty certificate directory: the difference is what reading this host's `/etc/ssl/certs` (every file in it) costs at start-up.\n\n| function | init | × floor | first response | × floor |\n| --- | ---: | ---: | ---: | ---: |").ok();
     let http_event = event_for("knock");
     let sns_event = event_for("feedback");
     let http_floor = cold(
@@ -268,5 +268,21 @@ pub async fn cold_starts(out: &mut String, release: &str) -> ColdStart {
         )
         .ok();
     }
+    // Where the time goes: the HTTPS client loads the system's root
+    // certificates at start-up (rustls-native-certs), the bundle file and
+    // every file of the certificate directory. The same start with an empty
+    // directory shows that part's cost.
+    let empty = std::env::temp_dir().join("bench-empty-cert-dir");
+    let _ = std::fs::create_dir_all(&empty);
+    let empty = empty.to_string_lossy().to_string();
+    let knock = format!("{release}/knock");
+    let (init, first) = cold(&knock, "knock", &http_event, &[("SSL_CERT_DIR", &empty)]).await;
+    writeln!(
+        out,
+        "| knock, `SSL_CERT_DIR` empty (the bundle file only) | {init:.1} ms | {:.2}× | {first:.1} ms | {:.2}× |",
+        init / http_floor.0,
+        first / http_floor.1
+    )
+    .ok();
     result
 }
