@@ -13,6 +13,7 @@ mod latency;
 mod memory;
 mod report;
 mod runtime;
+mod stub;
 
 use std::fmt::Write as _;
 
@@ -37,6 +38,13 @@ async fn main() {
         return;
     }
     let release = env("RELEASE_DIR");
+    // `BENCH_COLD=1`: only the cold-start table (needs no stack).
+    if std::env::var("BENCH_COLD").is_ok_and(|v| v == "1") {
+        let mut out = String::new();
+        runtime::cold_starts(&mut out, &release).await;
+        println!("{out}");
+        return;
+    }
     let router_pid = env("ROUTER_PID");
     let c = Client {
         base: env("PUSH_API_URL"),
