@@ -30,7 +30,9 @@ sam-local-test:
 sam-invoke:
 	infra/sam-local/stack.sh invoke "$(FUNCTION)" "$(EVENT)"
 
-## Release build, then cold start, footprint, latency, AWS calls, fan-out, CPU, cost -> docs/BENCHMARKS.md.
+## Optimised build, then cold start against the floor, footprint, latency, AWS calls, fan-out, CPU
+## (time and callgrind instructions), cost -> docs/BENCHMARKS.md. BENCH_COLD=1 in the bench's
+## environment runs the cold-start table alone.
 bench:
 	infra/local/stack.sh bench
 
