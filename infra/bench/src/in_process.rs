@@ -102,60 +102,53 @@ fn knock_request(token: &str) -> ApiRequest {
 
 /// An account with `n` APNs devices; returns a whitelist token of it.
 pub async fn owner_with_devices(deps: &Deps, n: usize) -> String {
-    let r = push_core::accounts::create_or_login(
-        deps,
-        &api_request(
-            "POST",
-            &["accounts"],
-            None,
-            json!({"username": username(), "password": "p"}),
-        ),
-    )
-    .await
-    .expect("account");
-    let key = r
-        .body
-        .as_ref()
-        .and_then(|b| b["token"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let key = login(deps, &username()).await;
     let mut first = String::new();
     for _ in 0..n {
-        let r = push_core::devices::register(
-            deps,
-            &api_request(
-                "POST",
-                &["device", "apns"],
-                Some(&key),
-                json!({"registration_id": apns_token()}),
-            ),
-            DeviceKind::Apns,
-        )
-        .await
-        .expect("device");
+        let id = new_device(deps, &key).await;
         if first.is_empty() {
-            first = r
-                .body
-                .as_ref()
-                .and_then(|b| b["id"].as_str())
-                .unwrap_or_default()
-                .to_string();
+            first = id;
         }
     }
-    let r = push_core::tokens::create(
-        deps,
-        &api_request(
-            "POST",
-            &["tokens"],
-            Some(&key),
-            json!({"apns_device": first}),
-        ),
-    )
-    .await
-    .expect("token");
+    new_token(deps, &key, &first).await
+}
+
+/// Signs `name` up, or logs it in (password `p`): a new API key.
+async fn login(deps: &Deps, name: &str) -> String {
+    let body = json!({"username": name, "password": "p"});
+    let r =
+        push_core::accounts::create_or_login(deps, &api_request("POST", &["accounts"], None, body))
+            .await
+            .expect("login");
+    answer_field(&r, "token")
+}
+
+/// Registers a new APNs device of the key's account; its id.
+async fn new_device(deps: &Deps, key: &str) -> String {
+    let body = json!({"registration_id": apns_token()});
+    let req = api_request("POST", &["device", "apns"], Some(key), body);
+    let r = push_core::devices::register(deps, &req, DeviceKind::Apns)
+        .await
+        .expect("device");
+    answer_field(&r, "id")
+}
+
+/// Issues a whitelist token for the device; the token.
+async fn new_token(deps: &Deps, key: &str, device: &str) -> String {
+    let req = api_request(
+        "POST",
+        &["tokens"],
+        Some(key),
+        json!({"apns_device": device}),
+    );
+    let r = push_core::tokens::create(deps, &req).await.expect("token");
+    answer_field(&r, "token")
+}
+
+fn answer_field(r: &push_core::ApiResponse, name: &str) -> String {
     r.body
         .as_ref()
-        .and_then(|b| b["token"].as_str())
+        .and_then(|b| b[name].as_str())
         .unwrap_or_default()
         .to_string()
 }
@@ -168,57 +161,16 @@ pub async fn deletion_at_caps() -> (f64, String) {
     let deps = in_process_deps().await;
     let caps = Settings::default();
     let name = username();
-    let body = json!({"username": name, "password": "p"});
     let mut key = String::new();
     for _ in 0..caps.api_key_limit {
-        let r = push_core::accounts::create_or_login(
-            &deps,
-            &api_request("POST", &["accounts"], None, body.clone()),
-        )
-        .await
-        .expect("login");
-        key = r
-            .body
-            .as_ref()
-            .and_then(|b| b["token"].as_str())
-            .unwrap_or_default()
-            .to_string();
+        key = login(&deps, &name).await;
     }
     let mut devices = Vec::new();
     for _ in 0..caps.device_limit {
-        let r = push_core::devices::register(
-            &deps,
-            &api_request(
-                "POST",
-                &["device", "apns"],
-                Some(&key),
-                json!({"registration_id": apns_token()}),
-            ),
-            DeviceKind::Apns,
-        )
-        .await
-        .expect("device");
-        devices.push(
-            r.body
-                .as_ref()
-                .and_then(|b| b["id"].as_str())
-                .unwrap_or_default()
-                .to_string(),
-        );
+        devices.push(new_device(&deps, &key).await);
     }
     for i in 0..caps.live_token_limit as usize {
-        let device = &devices[i % devices.len()];
-        push_core::tokens::create(
-            &deps,
-            &api_request(
-                "POST",
-                &["tokens"],
-                Some(&key),
-                json!({"apns_device": device}),
-            ),
-        )
-        .await
-        .expect("token");
+        new_token(&deps, &key, &devices[i % devices.len()]).await;
     }
     let t = Instant::now();
     let r = push_core::accounts::delete_named(

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::{apns_token, percentile, username, Client};
 
@@ -31,100 +31,48 @@ pub async fn latency(out: &mut String, c: &Client) -> Fixture {
     let mut accounts = Vec::new();
     for _ in 0..N {
         let (u, p) = (username(), "bench-password".to_string());
-        let (s, v, ms) = c
-            .call(
-                "POST",
-                "accounts/",
-                None,
-                Some(json!({"username": u, "password": p})),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
+        let body = json!({"username": u, "password": p});
+        let (v, ms) = post(c, "accounts/", None, body, 201).await;
         lat.entry("1 sign-up").or_default().push(ms);
-        accounts.push((u, p, v["token"].as_str().unwrap_or_default().to_string()));
+        accounts.push((u, p, text(&v["token"])));
     }
     for (u, p, _) in &accounts {
-        let (_, _, ms) = c
-            .call(
-                "POST",
-                "accounts/",
-                None,
-                Some(json!({"username": u, "password": p})),
-            )
-            .await;
+        let body = json!({"username": u, "password": p});
+        let (_, ms) = post(c, "accounts/", None, body, 200).await;
         lat.entry("2 login").or_default().push(ms);
     }
     let key = accounts[0].2.clone();
     let mut device = String::new();
     for _ in 0..N {
-        let (s, v, ms) = c
-            .call(
-                "POST",
-                "device/apns/",
-                Some(&key),
-                Some(json!({"registration_id": apns_token()})),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-        device = v["id"].as_str().unwrap_or_default().to_string();
+        let body = json!({"registration_id": apns_token()});
+        let (v, ms) = post(c, "device/apns/", Some(&key), body, 201).await;
+        device = text(&v["id"]);
         lat.entry("3 device create").or_default().push(ms);
     }
     let mut token = String::new();
     for _ in 0..N {
-        let (s, v, ms) = c
-            .call(
-                "POST",
-                "tokens/",
-                Some(&key),
-                Some(json!({"apns_device": device})),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-        token = v["token"].as_str().unwrap_or_default().to_string();
+        let body = json!({"apns_device": device});
+        let (v, ms) = post(c, "tokens/", Some(&key), body, 201).await;
+        token = text(&v["token"]);
         lat.entry("4 token create").or_default().push(ms);
     }
     // A fresh owner with one device for the knock itself.
-    let (_, v, _) = c
-        .call(
-            "POST",
-            "accounts/",
-            None,
-            Some(json!({"username": username(), "password": "p"})),
-        )
-        .await;
-    let key1 = v["token"].as_str().unwrap_or_default().to_string();
-    let (_, v, _) = c
-        .call(
-            "POST",
-            "device/apns/",
-            Some(&key1),
-            Some(json!({"registration_id": apns_token()})),
-        )
-        .await;
+    let body = json!({"username": username(), "password": "p"});
+    let key1 = text(&post(c, "accounts/", None, body, 201).await.0["token"]);
+    let body = json!({"registration_id": apns_token()});
+    let device1 = text(&post(c, "device/apns/", Some(&key1), body, 201).await.0["id"]);
     // Knocks go round a pool of the owner's tokens, so that no token comes
     // near its limit (10 per second here) and every knock is admitted.
     let mut knock_tokens = Vec::new();
     for _ in 0..KNOCK_TOKENS {
-        let (_, t, _) = c
-            .call(
-                "POST",
-                "tokens/",
-                Some(&key1),
-                Some(json!({"apns_device": v["id"]})),
-            )
-            .await;
-        knock_tokens.push(t["token"].as_str().unwrap_or_default().to_string());
+        let body = json!({"apns_device": device1});
+        knock_tokens.push(text(
+            &post(c, "tokens/", Some(&key1), body, 201).await.0["token"],
+        ));
     }
     for i in 0..N {
-        let (s, _, ms) = c
-            .call(
-                "POST",
-                "messages/",
-                None,
-                Some(json!({"token": knock_tokens[i % KNOCK_TOKENS]})),
-            )
-            .await;
-        assert_eq!(s, 202);
+        let body = json!({"token": knock_tokens[i % KNOCK_TOKENS]});
+        let (_, ms) = post(c, "messages/", None, body, 202).await;
         lat.entry("5 knock (1 device)").or_default().push(ms);
     }
     for (name, samples) in lat.iter_mut() {
@@ -139,4 +87,16 @@ pub async fn latency(out: &mut String, c: &Client) -> Fixture {
         key1,
         knock_tokens,
     }
+}
+
+/// POSTs `body` (with the API key if given) and checks the status; the
+/// answer and its milliseconds.
+async fn post(c: &Client, path: &str, key: Option<&str>, body: Value, expect: u16) -> (Value, f64) {
+    let (status, v, ms) = c.call("POST", path, key, Some(body)).await;
+    assert_eq!(status, expect, "POST {path}: {v}");
+    (v, ms)
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
 }
