@@ -120,9 +120,9 @@ async fn main() {
             fan_cap <= 1.2,
         ),
         (
-            "≤ 5 MB zipped (largest function)".to_string(),
-            format!("{worst_zip:.1} MB"),
-            worst_zip <= 5.0,
+            "≤ 4 MB zipped (largest function)".to_string(),
+            format!("{worst_zip:.2} MB"),
+            worst_zip <= 4.0,
         ),
         (
             "peak RSS ≤ 32 MB under load (worst function)".to_string(),

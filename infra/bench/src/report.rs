@@ -40,7 +40,7 @@ pub fn footprint(out: &mut String, release: &str) -> f64 {
         worst_zip = worst_zip.max(zipped as f64 / 1e6);
         writeln!(
             out,
-            "| {f}{label} | {:.1} MB | {:.1} MB |",
+            "| {f}{label} | {:.1} MB | {:.2} MB |",
             meta.len() as f64 / 1e6,
             zipped as f64 / 1e6
         )
