@@ -414,8 +414,10 @@ async fn validation_rules_name_the_field() {
     assert_eq!(r.status, 404);
 }
 
+// Another account's key on each device route: hardening.rs's authorisation
+// matrix. Here: what it does not cover.
 #[tokio::test]
-async fn another_accounts_device_is_404_on_every_route() {
+async fn a_device_is_404_by_the_wrong_kind_or_id_absent_from_other_lists_and_401_without_a_key() {
     let api = Api::new();
     let a = api.signup().await;
     let b = api.signup().await;
@@ -423,30 +425,6 @@ async fn another_accounts_device_is_404_on_every_route() {
     let d = api.device(&a, "apns", &t).await;
     let id = d["id"].as_str().unwrap();
     let path = format!("device/apns/{id}/");
-    assert_eq!(api.get(&path, Some(&b.key)).await.status, 404);
-    assert_eq!(
-        api.send(
-            "PUT",
-            &path,
-            Some(&b.key),
-            Body::Json(json!({"registration_id": apns_token()}))
-        )
-        .await
-        .status,
-        404
-    );
-    assert_eq!(
-        api.send(
-            "PATCH",
-            &path,
-            Some(&b.key),
-            Body::Json(json!({"name": "x"}))
-        )
-        .await
-        .status,
-        404
-    );
-    assert_eq!(api.delete(&path, Some(&b.key)).await.status, 404);
     assert_eq!(
         api.get(&format!("device/gcm/{id}/"), Some(&a.key))
             .await

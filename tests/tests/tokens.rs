@@ -209,27 +209,17 @@ async fn retrieve_with_and_without_slash_rename_and_revoke() {
     assert_eq!(api.get("tokens/", Some(&a.key)).await.json["count"], 0);
 }
 
+// Another account's key on each token route: hardening.rs's authorisation
+// matrix. Here: what it does not cover.
 #[tokio::test]
-async fn another_accounts_token_is_404_on_every_route() {
+async fn a_token_is_absent_from_other_lists_and_an_overlong_one_is_404() {
     let api = Api::new();
     let (a, device) = setup(&api).await;
     let b = api.signup().await;
     let t = api.token(&a, "apns", &device).await;
-    for method in ["GET", "PUT", "PATCH", "DELETE"] {
-        let r = api
-            .send(
-                method,
-                &format!("tokens/{t}/"),
-                Some(&b.key),
-                Body::Json(json!({"name": "stolen"})),
-            )
-            .await;
-        assert_eq!(r.status, 404, "{method}");
-    }
     assert_eq!(api.get("tokens/", Some(&b.key)).await.json["count"], 0);
     let r = api.get(&format!("tokens/{t}"), Some(&a.key)).await;
     assert_eq!(r.status, 200);
-    assert!(r.json.get("name").is_none(), "unchanged");
     assert_eq!(
         api.get(&format!("tokens/{}", "z".repeat(300)), Some(&a.key))
             .await
