@@ -193,7 +193,7 @@ impl DeviceStore for MemoryStore {
             let owned = t.devices.keys().filter(|(o, _)| *o == device.owner).count();
             let taken_over =
                 matches!(&write.claim, ClaimChange::TakeFrom(c) if c.owner == device.owner);
-            if owned - usize::from(taken_over) >= write.device_limit as usize {
+            if owned.saturating_sub(usize::from(taken_over)) >= write.device_limit as usize {
                 return Err(WriteConflict::DeviceLimit);
             }
         }
