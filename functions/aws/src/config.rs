@@ -1,11 +1,13 @@
 //! Configuration from the environment, read once at start-up.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use push_core::model::Platform;
 use push_core::payload::Priority;
 use push_core::ports::SystemClock;
 use push_core::{Deps, Limit, Settings, MAX_LOGGED_HITS};
@@ -17,11 +19,91 @@ use crate::{DynamoStore, SnsGateway};
 pub struct AppConfig {
     /// `TABLE_NAME`: the single DynamoDB table.
     pub table_name: String,
-    /// `APNS_PLATFORM_APPLICATION_ARN`: an `APNS` or `APNS_SANDBOX` SNS app.
-    pub apns_application_arn: Option<String>,
-    /// `GCM_PLATFORM_APPLICATION_ARN`: the FCM SNS app (optional).
-    pub gcm_application_arn: Option<String>,
+    /// The default app, served at `/api/v1/` and `/<name>/api/v1/`:
+    /// `DEFAULT_APP_NAME` (default `default`), its platform applications
+    /// from `APNS_PLATFORM_APPLICATION_ARN` (`APNS` or `APNS_SANDBOX`),
+    /// `APNS_SANDBOX_PLATFORM_APPLICATION_ARN` and
+    /// `GCM_PLATFORM_APPLICATION_ARN`.
+    pub default_app: App,
+    /// `APPS`: every other app, each at `/<name>/api/v1/`.
+    pub apps: Vec<App>,
     pub settings: Settings,
+}
+
+/// One app: a short name and its SNS platform applications, at most one per
+/// platform (APNs production, APNs sandbox, FCM), as their ARNs say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub name: String,
+    pub application_arns: Vec<String>,
+}
+
+impl App {
+    /// Checks the name and the ARNs: at least one, each a platform
+    /// application, no platform twice.
+    pub fn new(name: &str, application_arns: Vec<String>) -> Result<App, String> {
+        let valid_name = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !name.starts_with('-')
+            && name != "api";
+        if !valid_name {
+            return Err(format!(
+                "app name {name:?}: 1-32 of a-z, 0-9 and '-', not starting with '-', not \"api\""
+            ));
+        }
+        if application_arns.is_empty() {
+            return Err(format!("app {name:?} has no platform application"));
+        }
+        let mut seen = Vec::new();
+        for arn in &application_arns {
+            let platform = Platform::of_arn(arn)
+                .filter(|_| arn.starts_with("arn:") && arn.contains(":app/"))
+                .ok_or_else(|| {
+                    format!("app {name:?}: {arn:?} is not an SNS platform application ARN")
+                })?;
+            if seen.contains(&platform) {
+                return Err(format!(
+                    "app {name:?} has two {} platform applications",
+                    platform.sns_name()
+                ));
+            }
+            seen.push(platform);
+        }
+        Ok(App {
+            name: name.to_string(),
+            application_arns,
+        })
+    }
+
+    /// Parses `APPS`: entries `name=ARN[,ARN...]` separated by `;` or
+    /// whitespace, each ARN an SNS platform application (`APNS`,
+    /// `APNS_SANDBOX` or `GCM`, as the ARN says).
+    pub fn parse_list(raw: &str) -> Result<Vec<App>, String> {
+        let mut apps: Vec<App> = Vec::new();
+        for entry in raw
+            .split(|c: char| c == ';' || c.is_whitespace())
+            .filter(|e| !e.is_empty())
+        {
+            let (name, arns) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("APPS entry {entry:?} is not name=ARN[,ARN...]"))?;
+            let arns = arns
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect();
+            let app = App::new(name.trim(), arns)?;
+            if apps.iter().any(|a| a.name == app.name) {
+                return Err(format!("APPS names app {:?} twice", app.name));
+            }
+            apps.push(app);
+        }
+        Ok(apps)
+    }
 }
 
 fn var(name: &str) -> Option<String> {
@@ -96,10 +178,36 @@ impl AppConfig {
         }
         settings.pubsub_jid = var("PUBSUB_JID").unwrap_or_default();
         settings.public_base_url = var("PUBLIC_BASE_URL");
+        let default_arns = [
+            "APNS_PLATFORM_APPLICATION_ARN",
+            "APNS_SANDBOX_PLATFORM_APPLICATION_ARN",
+            "GCM_PLATFORM_APPLICATION_ARN",
+        ]
+        .iter()
+        .filter_map(|name| var(name))
+        .collect();
+        if let Some(arn) = var("APNS_SANDBOX_PLATFORM_APPLICATION_ARN") {
+            if Platform::of_arn(&arn) != Some(Platform::ApnsSandbox) {
+                return Err(format!(
+                    "APNS_SANDBOX_PLATFORM_APPLICATION_ARN must be an APNS_SANDBOX application, not {arn:?}"
+                ));
+            }
+        }
+        let default_app = App::new(
+            &var("DEFAULT_APP_NAME").unwrap_or_else(|| "default".into()),
+            default_arns,
+        )?;
+        let apps = App::parse_list(&var("APPS").unwrap_or_default())?;
+        if apps.iter().any(|a| a.name == default_app.name) {
+            return Err(format!(
+                "APPS names the default app {:?} again",
+                default_app.name
+            ));
+        }
         Ok(AppConfig {
             table_name: var("TABLE_NAME").ok_or("TABLE_NAME is not set")?,
-            apns_application_arn: var("APNS_PLATFORM_APPLICATION_ARN"),
-            gcm_application_arn: var("GCM_PLATFORM_APPLICATION_ARN"),
+            default_app,
+            apps,
             settings,
         })
     }
@@ -156,18 +264,132 @@ pub async fn load_sdk_config() -> SdkConfig {
         .await
 }
 
-/// Builds the ports once; the handlers share them for the process's life.
-pub fn build_deps(sdk: &SdkConfig, config: &AppConfig) -> Deps {
+/// Every app's ports, built once; the handlers share them for the
+/// process's life.
+#[derive(Clone)]
+pub struct Deployment {
+    default_app: Deps,
+    by_name: HashMap<String, Deps>,
+}
+
+impl Deployment {
+    /// The default app's ports (also what the feedback function uses: it
+    /// finds devices by endpoint, whatever their app).
+    pub fn default_app(&self) -> &Deps {
+        &self.default_app
+    }
+
+    /// The app a request's path names: `/api/v1/…` the default app,
+    /// `/<app>/api/v1/…` that app; `None` for an unknown app.
+    pub fn for_path(&self, path: &str) -> Option<&Deps> {
+        if path.starts_with("/api/v1") {
+            return Some(&self.default_app);
+        }
+        let (app, rest) = path.strip_prefix('/')?.split_once('/')?;
+        if !rest.starts_with("api/v1") {
+            return None;
+        }
+        self.by_name.get(app)
+    }
+
+    /// Every app's name, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+        names.sort();
+        names
+    }
+}
+
+/// Builds every app's ports once.
+pub fn build_deployment(sdk: &SdkConfig, config: &AppConfig) -> Deployment {
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let sns = aws_sdk_sns::Client::new(sdk);
-    Deps {
-        store: Arc::new(DynamoStore::new(dynamo, config.table_name.clone())),
-        push: Arc::new(SnsGateway::new(
-            sns,
-            config.apns_application_arn.clone(),
-            config.gcm_application_arn.clone(),
+    let deps = |app: &App, namespace: Option<&str>| Deps {
+        store: Arc::new(DynamoStore::for_app(
+            dynamo.clone(),
+            config.table_name.clone(),
+            namespace,
         )),
+        push: Arc::new(SnsGateway::new(sns.clone(), &app.application_arns)),
         clock: Arc::new(SystemClock),
         settings: config.settings.clone(),
+    };
+    let default_app = deps(&config.default_app, None);
+    let mut by_name = HashMap::from([(config.default_app.name.clone(), default_app.clone())]);
+    for app in &config.apps {
+        by_name.insert(app.name.clone(), deps(app, Some(&app.name)));
+    }
+    Deployment {
+        default_app,
+        by_name,
+    }
+}
+
+/// The default app's ports alone.
+pub fn build_deps(sdk: &SdkConfig, config: &AppConfig) -> Deps {
+    build_deployment(sdk, config).default_app
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APNS: &str = "arn:aws:sns:us-east-1:123456789012:app/APNS/p-zom-apns";
+    const SANDBOX: &str = "arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/p-zom-apns-sandbox";
+    const FCM: &str = "arn:aws:sns:us-east-1:123456789012:app/GCM/p-zom-fcm";
+
+    #[test]
+    fn apps_are_listed_by_name_and_platform_application_arns() {
+        let apps = App::parse_list(&format!("zom={APNS},{SANDBOX},{FCM}; other={FCM}\nthird={SANDBOX}")).unwrap();
+        assert_eq!(
+            apps.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+            ["zom", "other", "third"]
+        );
+        assert_eq!(apps[0].application_arns, [APNS, SANDBOX, FCM]);
+        assert_eq!(App::parse_list("  ").unwrap(), []);
+    }
+
+    #[test]
+    fn bad_app_lists_are_refused_with_a_reason() {
+        for (raw, reason) in [
+            (format!("zom"), "not name=ARN"),
+            (format!("zom="), "no platform application"),
+            (format!("Zom={APNS}"), "app name"),
+            (format!("api={APNS}"), "app name"),
+            (format!("zom={APNS},{APNS}"), "two APNS"),
+            (format!("zom=arn:aws:sns:us-east-1:1:mytopic"), "not an SNS platform application"),
+            (format!("zom={APNS};zom={FCM}"), "twice"),
+        ] {
+            let err = App::parse_list(&raw).unwrap_err();
+            assert!(err.contains(reason), "{raw}: {err}");
+        }
+    }
+
+    #[test]
+    fn paths_name_their_app() {
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let config = AppConfig {
+            table_name: "t".into(),
+            default_app: App::new("chatsecure", vec![SANDBOX.into()]).unwrap(),
+            apps: vec![App::new("zom", vec![APNS.into(), SANDBOX.into()]).unwrap()],
+            settings: Settings::default(),
+        };
+        let d = build_deployment(&sdk, &config);
+        let platforms = |deps: &Deps| deps.push.platforms(push_core::model::DeviceKind::Apns);
+        assert_eq!(platforms(d.for_path("/api/v1/tokens/").unwrap()), [Platform::ApnsSandbox]);
+        assert_eq!(
+            platforms(d.for_path("/chatsecure/api/v1/tokens/").unwrap()),
+            [Platform::ApnsSandbox]
+        );
+        assert_eq!(
+            platforms(d.for_path("/zom/api/v1/messages/").unwrap()),
+            [Platform::Apns, Platform::ApnsSandbox]
+        );
+        assert!(d.for_path("/nope/api/v1/messages/").is_none());
+        assert!(d.for_path("/zom/messages/").is_none());
+        assert!(d.for_path("/").is_none());
+        assert_eq!(d.names(), ["chatsecure", "zom"]);
     }
 }

@@ -17,6 +17,15 @@
 //! | the account's device count | `ACCT#<account id>` | `COUNT#DEVICES` |                     |
 //! | the day's salt for source addresses | `SALT#<day>` | `SALT`  |                          |
 //!
+//! Every app but the default one has its own namespace (`<app>/` before
+//! the keys above that are found by what a client sends: usernames, emails,
+//! API keys, push-token claims, whitelist tokens, sign-up counters), so one
+//! app's accounts, devices and tokens cannot be found through another's base
+//! URL. The partitions of accounts (`ACCT#<random id>`), reached only through
+//! those, and `gsi1` (endpoint ARNs, unique per platform application) need
+//! none. `gsi2` finds a device by its second endpoint, which it has only while
+//! its APNs environment is unknown.
+//!
 //! Account and token items also carry a sliding log of failed logins or
 //! knocks (`h0`, `h1`, ...); counter items carry `hits` and expire by TTL
 //! (see `limits`).
@@ -36,6 +45,8 @@ pub const SK: &str = "sk";
 pub const GSI1: &str = "gsi1";
 pub const GSI1PK: &str = "gsi1pk";
 pub const GSI1SK: &str = "gsi1sk";
+pub const GSI2: &str = "gsi2";
+pub const GSI2PK: &str = "gsi2pk";
 /// The table's TTL attribute (epoch seconds).
 pub const TTL: &str = "expires_at";
 
@@ -44,16 +55,22 @@ pub const TOKEN_PREFIX: &str = "TOKEN#";
 pub const KEY_PREFIX: &str = "KEY#";
 pub const LIMIT_PREFIX: &str = "LIMIT#";
 
-pub fn account(username: &str) -> (String, String) {
-    (format!("USER#{username}"), "ACCOUNT".into())
+/// An app's key namespace: empty for the default app (its keys are as they
+/// were before there were apps), else `<app>/`.
+pub fn namespace(app: Option<&str>) -> String {
+    app.map(|a| format!("{a}/")).unwrap_or_default()
 }
 
-pub fn email(email: &str) -> (String, String) {
-    (format!("EMAIL#{}", email.to_lowercase()), "EMAIL".into())
+pub fn account(ns: &str, username: &str) -> (String, String) {
+    (format!("{ns}USER#{username}"), "ACCOUNT".into())
 }
 
-pub fn api_key(key_hash: &str) -> (String, String) {
-    (format!("KEY#{key_hash}"), "KEY".into())
+pub fn email(ns: &str, email: &str) -> (String, String) {
+    (format!("{ns}EMAIL#{}", email.to_lowercase()), "EMAIL".into())
+}
+
+pub fn api_key(ns: &str, key_hash: &str) -> (String, String) {
+    (format!("{ns}KEY#{key_hash}"), "KEY".into())
 }
 
 /// The partition of everything an account owns in the base table, and its
@@ -67,9 +84,9 @@ pub fn device(owner_id: &str, device_id: &str) -> (String, String) {
 }
 
 /// Push tokens can be 4 KB; partition keys must stay under 2 KB, so hash.
-pub fn claim(kind: DeviceKind, registration_id: &str) -> (String, String) {
+pub fn claim(ns: &str, kind: DeviceKind, registration_id: &str) -> (String, String) {
     (
-        format!("PUSH#{}#{}", kind.as_str(), sha256_hex(registration_id)),
+        format!("{ns}PUSH#{}#{}", kind.as_str(), sha256_hex(registration_id)),
         "PUSH".into(),
     )
 }
@@ -80,14 +97,14 @@ pub fn endpoint(endpoint_arn: &str) -> String {
 }
 
 /// The service-wide counter of account creations in one fixed window.
-pub fn signup_counter(window: i64) -> (String, String) {
-    ("LIMIT#SIGNUPS".into(), format!("{LIMIT_PREFIX}{window}"))
+pub fn signup_counter(ns: &str, window: i64) -> (String, String) {
+    (format!("{ns}LIMIT#SIGNUPS"), format!("{LIMIT_PREFIX}{window}"))
 }
 
 /// The counter of sign-ups from one source (a keyed hash of its address).
-pub fn signup_source_counter(source: &str, window: i64) -> (String, String) {
+pub fn signup_source_counter(ns: &str, source: &str, window: i64) -> (String, String) {
     (
-        format!("LIMIT#SIGNUPS#{source}"),
+        format!("{ns}LIMIT#SIGNUPS#{source}"),
         format!("{LIMIT_PREFIX}{window}"),
     )
 }
@@ -114,8 +131,8 @@ pub fn token_counter(account_id: &str, window: i64) -> (String, String) {
     (owner(account_id), format!("{LIMIT_PREFIX}TOKENS#{window}"))
 }
 
-pub fn token(token: &str) -> (String, String) {
-    (format!("{TOKEN_PREFIX}{token}"), "TOKEN".into())
+pub fn token(ns: &str, token: &str) -> (String, String) {
+    (format!("{ns}{TOKEN_PREFIX}{token}"), "TOKEN".into())
 }
 
 /// The owner's copy of a whitelist token, in the account's partition.

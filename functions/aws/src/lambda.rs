@@ -8,7 +8,7 @@ use push_core::error::respond;
 use push_core::request::ApiRequest;
 use push_core::{ApiError, ApiResponse, Deps};
 
-use crate::{build_deps, load_sdk_config, AppConfig};
+use crate::{build_deployment, load_sdk_config, AppConfig, Deployment};
 
 /// Reduces an API Gateway request to what the protocol needs; `None` for a
 /// path outside `/api/v1/`.
@@ -83,24 +83,31 @@ pub fn lambda_response(response: ApiResponse) -> Response<Body> {
     })
 }
 
-/// Serves one request with the router of the function named `function`.
-pub async fn serve<F, Fut>(deps: &Deps, req: Request, function: &str, route: F) -> Response<Body>
+/// Serves one request with the router of the function named `function`,
+/// with the ports of the app its path names (`/<app>/api/v1/…`; the
+/// default app for `/api/v1/…`). An unknown app is a `404`.
+pub async fn serve<F, Fut>(
+    apps: &Deployment,
+    req: Request,
+    function: &str,
+    route: F,
+) -> Response<Body>
 where
     F: FnOnce(Deps, ApiRequest) -> Fut,
     Fut: std::future::Future<Output = Result<ApiResponse, ApiError>>,
 {
-    let result = match api_request(&req) {
-        Some(api) => route(deps.clone(), api).await,
-        None => Err(ApiError::NotFound),
+    let result = match (apps.for_path(req.uri().path()), api_request(&req)) {
+        (Some(deps), Some(api)) => route(deps.clone(), api).await,
+        _ => Err(ApiError::NotFound),
     };
     lambda_response(respond(function, result))
 }
 
 /// Configuration from the environment and the AWS clients, built once.
-pub async fn deps_from_env() -> Result<Deps, String> {
+pub async fn deployment_from_env() -> Result<Deployment, String> {
     let config = AppConfig::from_env()?;
     let sdk = load_sdk_config().await;
-    Ok(build_deps(&sdk, &config))
+    Ok(build_deployment(&sdk, &config))
 }
 
 /// What every HTTP function's `main` does: read the configuration and build the
@@ -111,11 +118,11 @@ where
     Fut: std::future::Future<Output = Result<ApiResponse, ApiError>> + Send,
 {
     lambda_http::tracing::init_default_subscriber();
-    let deps = deps_from_env().await?;
-    let deps = &deps;
+    let apps = deployment_from_env().await?;
+    let apps = &apps;
     lambda_http::run(lambda_http::service_fn(move |req: Request| {
         let route = route.clone();
-        async move { Ok::<_, Infallible>(serve(deps, req, function, route).await) }
+        async move { Ok::<_, Infallible>(serve(apps, req, function, route).await) }
     }))
     .await
 }

@@ -13,6 +13,6 @@ pub mod lambda;
 pub mod limits;
 pub mod sns;
 
-pub use config::{build_deps, load_sdk_config, AppConfig};
+pub use config::{build_deployment, build_deps, load_sdk_config, App, AppConfig, Deployment};
 pub use dynamo::DynamoStore;
 pub use sns::SnsGateway;

@@ -9,50 +9,57 @@ use async_trait::async_trait;
 use aws_sdk_sns::error::ProvideErrorMetadata;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
-use push_core::model::DeviceKind;
+use push_core::model::{DeviceKind, Platform};
 use push_core::ports::{PortError, PublishError, Push, PushGateway};
 use serde_json::json;
 
 use crate::errors::port_error;
 
+/// One app's platform applications, each on the platform its ARN names.
 pub struct SnsGateway {
     client: Client,
-    apns_application_arn: Option<String>,
-    gcm_application_arn: Option<String>,
+    /// In the order devices are pushed through them: APNs production, APNs
+    /// sandbox, FCM.
+    applications: Vec<(Platform, String)>,
 }
 
 impl SnsGateway {
-    pub fn new(
-        client: Client,
-        apns_application_arn: Option<String>,
-        gcm_application_arn: Option<String>,
-    ) -> Self {
+    /// The gateway of an app with these platform application ARNs (at most
+    /// one per platform; see `config::App`).
+    pub fn new(client: Client, application_arns: &[String]) -> Self {
+        let mut applications: Vec<(Platform, String)> = application_arns
+            .iter()
+            .filter_map(|arn| Some((Platform::of_arn(arn)?, arn.clone())))
+            .collect();
+        applications.sort_by_key(|(p, _)| *p as u8);
         SnsGateway {
             client,
-            apns_application_arn,
-            gcm_application_arn,
+            applications,
         }
     }
 
-    fn application(&self, kind: DeviceKind) -> Result<&str, PortError> {
-        match kind {
-            DeviceKind::Apns => self.apns_application_arn.as_deref(),
-            DeviceKind::Gcm => self.gcm_application_arn.as_deref(),
-        }
-        .ok_or_else(|| {
-            PortError::Internal(format!("no platform application for {}", kind.as_str()))
-        })
+    fn application(&self, platform: Platform) -> Result<&str, PortError> {
+        self.applications
+            .iter()
+            .find(|(p, _)| *p == platform)
+            .map(|(_, arn)| arn.as_str())
+            .ok_or_else(|| {
+                PortError::Internal(format!(
+                    "no platform application for {}",
+                    platform.sns_name()
+                ))
+            })
     }
 
-    /// The message key SNS expects for a device of this kind: `APNS` or
-    /// `APNS_SANDBOX` (from the application's ARN), or `GCM`.
-    pub fn platform_key(&self, kind: DeviceKind) -> &'static str {
-        match kind {
-            DeviceKind::Apns => match &self.apns_application_arn {
-                Some(arn) if arn.contains(":app/APNS_SANDBOX/") => "APNS_SANDBOX",
-                _ => "APNS",
+    /// The message key SNS expects for an endpoint: its platform (`APNS`,
+    /// `APNS_SANDBOX` or `GCM`, from its ARN).
+    pub fn platform_key(arn: &str, kind: DeviceKind) -> &'static str {
+        match Platform::of_arn(arn) {
+            Some(platform) => platform.sns_name(),
+            None => match kind {
+                DeviceKind::Apns => "APNS",
+                DeviceKind::Gcm => "GCM",
             },
-            DeviceKind::Gcm => "GCM",
         }
     }
 
@@ -94,8 +101,8 @@ impl SnsGateway {
         Ok(())
     }
 
-    async fn create(&self, kind: DeviceKind, token: &str) -> Result<String, PortError> {
-        let application = self.application(kind)?;
+    async fn create(&self, platform: Platform, token: &str) -> Result<String, PortError> {
+        let application = self.application(platform)?;
         let result = self
             .client
             .create_platform_endpoint()
@@ -134,13 +141,17 @@ fn existing_endpoint_arn(message: &str) -> Option<String> {
 
 #[async_trait]
 impl PushGateway for SnsGateway {
-    fn supports(&self, kind: DeviceKind) -> bool {
-        self.application(kind).is_ok()
+    fn platforms(&self, kind: DeviceKind) -> Vec<Platform> {
+        self.applications
+            .iter()
+            .map(|(p, _)| *p)
+            .filter(|p| p.kind() == kind)
+            .collect()
     }
 
     async fn ensure_endpoint(
         &self,
-        kind: DeviceKind,
+        platform: Platform,
         token: &str,
         known: Option<&str>,
     ) -> Result<String, PortError> {
@@ -150,7 +161,7 @@ impl PushGateway for SnsGateway {
                 return Ok(arn.to_string());
             }
         }
-        let arn = self.create(kind, token).await?;
+        let arn = self.create(platform, token).await?;
         // An identical endpoint may already exist, possibly disabled by SNS.
         match self.attributes(&arn).await? {
             Some(attributes) => self.refresh(&arn, token, &attributes).await?,
@@ -179,7 +190,7 @@ impl PushGateway for SnsGateway {
     async fn publish(&self, arn: &str, kind: DeviceKind, push: &Push) -> Result<(), PublishError> {
         let message = json!({
             "default": "New Message!",
-            self.platform_key(kind): push.payload,
+            Self::platform_key(arn, kind): push.payload,
         });
         let mut request = self
             .client

@@ -1,7 +1,9 @@
 //! Delivery feedback from SNS: the platform applications publish
 //! `EventDeliveryFailure`, `EventEndpointUpdated` and `EventEndpointDeleted`
 //! to a topic, and the `feedback` function receives them. A device whose
-//! endpoint is dead stops receiving knocks until its app registers again.
+//! endpoint is dead stops receiving knocks until its app registers again; a
+//! device of unknown APNs environment whose endpoint in one environment is
+//! dead settles on the other.
 
 use serde::Deserialize;
 
@@ -43,8 +45,9 @@ pub struct EndpointEvent {
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Devices marked inactive (0 when none uses that endpoint any more).
-    Deactivated(usize),
+    /// Devices marked inactive (0 when none uses that endpoint any more),
+    /// and devices that settled on their other APNs environment.
+    Dead { deactivated: usize, settled: usize },
     /// The event needs no action (an endpoint created, or updated and still enabled).
     Ignored,
     /// Not an event we understand: logged and dropped, never retried.
@@ -77,17 +80,37 @@ pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortE
     if !dead {
         return Ok(Outcome::Ignored);
     }
-    let n = deps.store.deactivate_endpoint(&event.endpoint_arn).await?;
+    let arn = event.endpoint_arn.as_str();
+    let (mut deactivated, mut settled) = (0, 0);
+    for device in deps.store.devices_by_endpoint(arn).await? {
+        if device.alternate_arn.is_some() {
+            // One of its two environments is dead: it is in the other.
+            if device.endpoints().any(|e| e == arn)
+                && crate::devices::settle_environment(deps, &device, arn).await?
+            {
+                settled += 1;
+            }
+        } else if device.endpoint_arn == arn
+            && device.active
+            && deps.store.deactivate_device(&device).await?
+        {
+            deactivated += 1;
+        }
+    }
     metrics::emit(
         "feedback",
         &[
-            ("DevicesDeactivated", n as f64, "Count"),
+            ("DevicesDeactivated", deactivated as f64, "Count"),
+            ("DevicesSettled", settled as f64, "Count"),
             ("EndpointsDead", 1.0, "Count"),
         ],
         &[("Event", event.event_type.as_str())],
     );
-    tracing::info!(event = event.event_type.as_str(), failure = ?event.failure_type, devices = n, "endpoint reported dead");
-    Ok(Outcome::Deactivated(n))
+    tracing::info!(event = event.event_type.as_str(), failure = ?event.failure_type, deactivated, settled, "endpoint reported dead");
+    Ok(Outcome::Dead {
+        deactivated,
+        settled,
+    })
 }
 
 /// Handles the messages of an SNS event's records, in order; a malformed

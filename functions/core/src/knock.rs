@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::metrics;
-use crate::model::{DeviceKind, DeviceRecord};
+use crate::model::{DeviceKind, DeviceRecord, Platform};
 use crate::payload::{push_for, Priority, APNS_MAX_PAYLOAD_BYTES};
 use crate::ports::{KnockAdmission, LimitName, PortError, PublishError, Push};
 use crate::request::ApiRequest;
@@ -31,6 +31,21 @@ pub struct Delivery {
     pub failed: usize,
     /// Devices whose endpoint was gone and got a new one (then the push).
     pub reattached: usize,
+    /// Devices of unknown APNs environment that settled on one: the
+    /// endpoint in the other was found dead.
+    pub settled: usize,
+}
+
+/// What publishing to one device did.
+#[derive(Debug)]
+struct Sent {
+    /// Its endpoint had to be re-created first (see [`reattach`]).
+    reattached: bool,
+    /// Pushes handed to SNS: one per live endpoint.
+    pushes: usize,
+    /// Of a device's two endpoints (environment unknown), the one SNS
+    /// reported dead while the other took the push.
+    dead: Option<String>,
 }
 
 /// A knock's body, validated.
@@ -172,15 +187,19 @@ pub async fn deliver(
 
     let mut delivery = Delivery::default();
     let mut dead = Vec::new();
+    let mut settling = Vec::new();
     let mut last_error = None;
     for (device, result) in active.iter().zip(results) {
         match result {
-            Ok(reattached) => {
-                delivery.reattached += usize::from(reattached);
+            Ok(sent) => {
+                delivery.reattached += usize::from(sent.reattached);
                 delivery.published += 1;
                 match device.kind {
-                    DeviceKind::Apns => delivery.published_apns += 1,
-                    DeviceKind::Gcm => delivery.published_fcm += 1,
+                    DeviceKind::Apns => delivery.published_apns += sent.pushes,
+                    DeviceKind::Gcm => delivery.published_fcm += sent.pushes,
+                }
+                if let Some(arn) = sent.dead {
+                    settling.push((*device, arn));
                 }
             }
             Err(PublishError::Disabled) => {
@@ -204,14 +223,29 @@ pub async fn deliver(
             Ok(deps.store.set_device_active(&d.owner, &d.id, false).await?)
         })
     });
-    for (device, result) in dead
+    // Devices of unknown environment with one dead endpoint: settled on the
+    // other (a write only while a device's environment is unknown).
+    let settlements = settling
         .iter()
-        .zip(futures_util::future::join_all(deactivations).await)
-    {
+        .map(|(device, arn)| crate::devices::settle_environment(deps, device, arn));
+    let (deactivated, settled) = futures_util::future::join(
+        futures_util::future::join_all(deactivations),
+        futures_util::future::join_all(settlements),
+    )
+    .await;
+    for (device, result) in dead.iter().zip(deactivated) {
         match result {
             Ok(()) => delivery.deactivated += 1,
             Err(e) => {
                 tracing::warn!(device = %device.id, error = %e, "could not deactivate device")
+            }
+        }
+    }
+    for ((device, _), result) in settling.iter().zip(settled) {
+        match result {
+            Ok(done) => delivery.settled += usize::from(done),
+            Err(e) => {
+                tracing::warn!(device = %device.id, error = %e, "could not settle a device's environment")
             }
         }
     }
@@ -224,28 +258,69 @@ pub async fn deliver(
     Ok(delivery)
 }
 
-/// Publishes a knock to one device: `Ok(true)` when its endpoint had to be
-/// re-created first (see [`reattach`]).
+/// Publishes a knock to one device: to its endpoint, or to both while its
+/// APNs environment is unknown (the push reaches the device if either
+/// takes it).
 async fn publish_to(
     deps: &Deps,
     device: &DeviceRecord,
     token: &str,
     data: &Value,
     priority: Priority,
-) -> Result<bool, PublishError> {
+) -> Result<Sent, PublishError> {
     let push = push_for(device.kind, token, data, priority);
     if push.apns_push_type.is_some() && push.payload.len() >= APNS_MAX_PAYLOAD_BYTES {
         return Err(PublishError::Port(PortError::Internal(
             "APNs payload too large".into(),
         )));
     }
-    match deps
-        .push
-        .publish(&device.endpoint_arn, device.kind, &push)
-        .await
-    {
-        Err(PublishError::Gone) => reattach(deps, device, &push).await,
-        other => other.map(|()| false),
+    let Some(alternate) = &device.alternate_arn else {
+        return match deps
+            .push
+            .publish(&device.endpoint_arn, device.kind, &push)
+            .await
+        {
+            Err(PublishError::Gone) => reattach(deps, device, &push).await,
+            other => other.map(|()| Sent {
+                reattached: false,
+                pushes: 1,
+                dead: None,
+            }),
+        };
+    };
+    let (first, second) = futures_util::future::join(
+        deps.push.publish(&device.endpoint_arn, device.kind, &push),
+        deps.push.publish(alternate, device.kind, &push),
+    )
+    .await;
+    let one = |other: Result<(), PublishError>, other_arn: &str| {
+        let dead = match other {
+            Err(PublishError::Disabled | PublishError::Gone) => Some(other_arn.to_string()),
+            Err(PublishError::Port(e)) => {
+                tracing::warn!(device = %device.id, error = %e, "publish to one environment failed");
+                None
+            }
+            Ok(()) => None,
+        };
+        Ok(Sent {
+            reattached: false,
+            pushes: 1,
+            dead,
+        })
+    };
+    match (first, second) {
+        (Ok(()), Ok(())) => Ok(Sent {
+            reattached: false,
+            pushes: 2,
+            dead: None,
+        }),
+        (Ok(()), other) => one(other, alternate),
+        (other, Ok(())) => one(other, &device.endpoint_arn),
+        // Neither took it: a failure of AWS first, else dead in both.
+        (Err(PublishError::Port(e)), _) | (_, Err(PublishError::Port(e))) => {
+            Err(PublishError::Port(e))
+        }
+        (Err(e), Err(_)) => Err(e),
     }
 }
 
@@ -256,17 +331,25 @@ async fn publish_to(
 /// device still names the old one, then the push: `Ok(true)`. If the device
 /// is gone or changed meanwhile, the push is not sent (`Gone`), and nothing
 /// is deleted — the new endpoint may be another device's by now.
-async fn reattach(deps: &Deps, device: &DeviceRecord, push: &Push) -> Result<bool, PublishError> {
+async fn reattach(deps: &Deps, device: &DeviceRecord, push: &Push) -> Result<Sent, PublishError> {
+    // On the platform the old endpoint was on.
+    let platform = Platform::of_arn(&device.endpoint_arn)
+        .or_else(|| deps.push.platforms(device.kind).first().copied())
+        .ok_or(PublishError::Gone)?;
     let arn = deps
         .push
-        .ensure_endpoint(device.kind, &device.registration_id, None)
+        .ensure_endpoint(platform, &device.registration_id, None)
         .await?;
     if !deps.store.replace_endpoint(device, &arn).await? {
         return Err(PublishError::Gone);
     }
     tracing::info!(device = %device.id, "gave a device a new endpoint in place of a deleted one");
     deps.push.publish(&arn, device.kind, push).await?;
-    Ok(true)
+    Ok(Sent {
+        reattached: true,
+        pushes: 1,
+        dead: None,
+    })
 }
 
 /// `GET pubsub/`: the XEP-0357 relay JID.

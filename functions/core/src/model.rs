@@ -40,6 +40,66 @@ impl DeviceKind {
     }
 }
 
+/// An SNS platform: where an endpoint (or platform application) sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Platform {
+    /// APNs production: store and TestFlight builds.
+    Apns,
+    /// The APNs sandbox: development builds.
+    ApnsSandbox,
+    /// FCM.
+    Gcm,
+}
+
+impl Platform {
+    /// SNS's name of the platform, as in ARNs and as a message's key.
+    pub fn sns_name(self) -> &'static str {
+        match self {
+            Platform::Apns => "APNS",
+            Platform::ApnsSandbox => "APNS_SANDBOX",
+            Platform::Gcm => "GCM",
+        }
+    }
+
+    pub fn kind(self) -> DeviceKind {
+        match self {
+            Platform::Apns | Platform::ApnsSandbox => DeviceKind::Apns,
+            Platform::Gcm => DeviceKind::Gcm,
+        }
+    }
+
+    /// The platform of a platform application's or endpoint's ARN
+    /// (`…:app/APNS_SANDBOX/name`, `…:endpoint/GCM/name/id`).
+    pub fn of_arn(arn: &str) -> Option<Platform> {
+        let (_, rest) = arn
+            .split_once(":endpoint/")
+            .or_else(|| arn.split_once(":app/"))?;
+        match rest.split('/').next()? {
+            "APNS" => Some(Platform::Apns),
+            "APNS_SANDBOX" => Some(Platform::ApnsSandbox),
+            "GCM" => Some(Platform::Gcm),
+            _ => None,
+        }
+    }
+
+    /// The APNs environment a client may name (`production`, `sandbox`).
+    pub fn of_environment(name: &str) -> Option<Platform> {
+        match name {
+            "production" => Some(Platform::Apns),
+            "sandbox" => Some(Platform::ApnsSandbox),
+            _ => None,
+        }
+    }
+
+    pub fn environment(self) -> &'static str {
+        match self {
+            Platform::Apns => "production",
+            Platform::ApnsSandbox => "sandbox",
+            Platform::Gcm => "fcm",
+        }
+    }
+}
+
 /// An account, found by its username.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountRecord {
@@ -78,7 +138,19 @@ pub struct DeviceRecord {
     pub active: bool,
     pub created_us: Micros,
     /// The SNS platform endpoint that reaches it; never shown to clients.
+    /// While its APNs environment is unknown, its production endpoint.
     pub endpoint_arn: String,
+    /// Only while its APNs environment is unknown: its sandbox endpoint. Both
+    /// get every knock until one is reported dead (docs/ARCHITECTURE.md,
+    /// "APNs environments").
+    pub alternate_arn: Option<String>,
+}
+
+impl DeviceRecord {
+    /// Its endpoints: one, or two while its APNs environment is unknown.
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.endpoint_arn.as_str()).chain(self.alternate_arn.as_deref())
+    }
 }
 
 /// Which device currently holds a push token (one device in the whole service).

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushTokenClaim, TokenRecord,
+    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, Platform, PushTokenClaim, TokenRecord,
 };
 use crate::time::Micros;
 use crate::Limit;
@@ -244,8 +244,18 @@ pub trait DeviceStore: Send + Sync {
     ) -> Result<bool, PortError>;
     async fn set_device_active(&self, owner: &str, id: &str, active: bool)
         -> Result<(), PortError>;
-    /// Marks inactive every device still using this endpoint; returns how many.
-    async fn deactivate_endpoint(&self, endpoint_arn: &str) -> Result<usize, PortError>;
+    /// The devices with this endpoint, as either of their two (feedback). May
+    /// read a moment late.
+    async fn devices_by_endpoint(&self, endpoint_arn: &str)
+        -> Result<Vec<DeviceRecord>, PortError>;
+    /// Marks a device inactive if it is active and still has exactly the one
+    /// endpoint `device.endpoint_arn`; `false` when it changed meanwhile.
+    async fn deactivate_device(&self, device: &DeviceRecord) -> Result<bool, PortError>;
+    /// A device with two endpoints (APNs environment unknown) keeps the one
+    /// that is not `dead_arn`, on condition that it still has both as read;
+    /// `false` when it changed meanwhile.
+    async fn drop_endpoint(&self, device: &DeviceRecord, dead_arn: &str)
+        -> Result<bool, PortError>;
 }
 
 /// Whitelist tokens.
@@ -342,13 +352,15 @@ pub enum PublishError {
 
 #[async_trait]
 pub trait PushGateway: Send + Sync {
-    /// Whether devices of this kind can be registered (a platform app is configured).
-    fn supports(&self, kind: DeviceKind) -> bool;
-    /// Returns an enabled endpoint carrying `token`: the `known` one updated if
-    /// it still exists, else a new (or the existing identical) one.
+    /// The platforms devices of this kind are pushed through (the app's
+    /// platform applications; APNs production first). Empty: not served.
+    fn platforms(&self, kind: DeviceKind) -> Vec<Platform>;
+    /// Returns an enabled endpoint carrying `token` on `platform`: the `known`
+    /// one updated if it still exists, else a new (or the existing identical)
+    /// one.
     async fn ensure_endpoint(
         &self,
-        kind: DeviceKind,
+        platform: Platform,
         token: &str,
         known: Option<&str>,
     ) -> Result<String, PortError>;

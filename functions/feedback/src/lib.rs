@@ -24,7 +24,10 @@ pub async fn handle(deps: &Deps, event: &Value) -> Result<Value, lambda_runtime:
     let summary: Vec<Value> = outcomes
         .iter()
         .map(|o| match o {
-            Outcome::Deactivated(n) => json!({"deactivated": n}),
+            Outcome::Dead {
+                deactivated,
+                settled,
+            } => json!({"deactivated": deactivated, "settled": settled}),
             Outcome::Ignored => json!({"ignored": true}),
             Outcome::Malformed(reason) => json!({"dropped": reason}),
         })
@@ -35,7 +38,7 @@ pub async fn handle(deps: &Deps, event: &Value) -> Result<Value, lambda_runtime:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use push_core::model::{DeviceKind, DeviceRecord};
+    use push_core::model::{DeviceKind, DeviceRecord, Platform};
     use push_core::ports::PushGateway;
     use push_core::testing::World;
 
@@ -53,7 +56,7 @@ mod tests {
     async fn one_device(w: &World) -> String {
         let arn = w
             .push
-            .ensure_endpoint(DeviceKind::Apns, "ab", None)
+            .ensure_endpoint(Platform::Apns, "ab", None)
             .await
             .unwrap();
         w.store.insert_device(DeviceRecord {
@@ -66,6 +69,7 @@ mod tests {
             active: true,
             created_us: 0,
             endpoint_arn: arn.clone(),
+            alternate_arn: None,
         });
         arn
     }
@@ -78,7 +82,7 @@ mod tests {
         let answer = handle(&w.deps, &sample("delivery-failure", &arn))
             .await
             .unwrap();
-        assert_eq!(answer, json!({"records": [{"deactivated": 1}]}));
+        assert_eq!(answer, json!({"records": [{"deactivated": 1, "settled": 0}]}));
         assert!(!w.store.devices()[0].active);
     }
 
@@ -95,7 +99,59 @@ mod tests {
         let answer = handle(&w.deps, &sample("endpoint-deleted", &arn))
             .await
             .unwrap();
-        assert_eq!(answer, json!({"records": [{"deactivated": 1}]}));
+        assert_eq!(answer, json!({"records": [{"deactivated": 1, "settled": 0}]}));
+    }
+
+    #[tokio::test]
+    async fn a_dead_endpoint_of_a_device_in_both_apns_environments_settles_it_on_the_other() {
+        let w = World::new();
+        let token = "ab";
+        let mut arns = Vec::new();
+        for platform in [Platform::Apns, Platform::ApnsSandbox] {
+            arns.push(w.push.ensure_endpoint(platform, token, None).await.unwrap());
+        }
+        let (production, sandbox) = (arns[0].clone(), arns[1].clone());
+        w.store.insert_device(DeviceRecord {
+            id: "d".into(),
+            owner: "o".into(),
+            kind: DeviceKind::Apns,
+            registration_id: token.into(),
+            name: None,
+            device_id: None,
+            active: true,
+            created_us: 0,
+            endpoint_arn: production.clone(),
+            alternate_arn: Some(sandbox.clone()),
+        });
+        // APNs rejects the token in production: a development build.
+        w.push.disable(&production);
+        let answer = handle(&w.deps, &sample("delivery-failure", &production))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer,
+            json!({"records": [{"deactivated": 0, "settled": 1}]})
+        );
+        let device = &w.store.devices()[0];
+        assert!(device.active);
+        assert_eq!(device.endpoint_arn, sandbox);
+        assert_eq!(device.alternate_arn, None);
+        assert!(w.push.endpoint(&production).is_none(), "the dead one is deleted");
+        // The same event again (SNS sends several) finds nothing to do.
+        let answer = handle(&w.deps, &sample("endpoint-updated", &production))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer,
+            json!({"records": [{"deactivated": 0, "settled": 0}]})
+        );
+        // Then dead in the sandbox too (the app is gone): deactivated.
+        w.push.disable(&sandbox);
+        let answer = handle(&w.deps, &sample("delivery-failure", &sandbox))
+            .await
+            .unwrap();
+        assert_eq!(answer, json!({"records": [{"deactivated": 1, "settled": 0}]}));
+        assert!(!w.store.devices()[0].active);
     }
 
     #[tokio::test]
@@ -123,7 +179,7 @@ mod tests {
         let arn = one_device(&w).await;
         w.push.disable(&arn);
         w.store.fail(
-            "deactivate_endpoint",
+            "devices_by_endpoint",
             push_core::testing::Fault::Unavailable,
             1,
         );

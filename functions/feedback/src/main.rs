@@ -8,8 +8,10 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let deps = push_aws::lambda::deps_from_env().await?;
-    let deps = &deps;
+    // Devices are found by endpoint, whatever their app: the default app's
+    // ports serve every app's events.
+    let apps = push_aws::lambda::deployment_from_env().await?;
+    let deps = apps.default_app();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         feedback::handle(deps, &event.payload).await
     }))

@@ -1,6 +1,7 @@
 //! The `register` function: `accounts/` and `device/apns|gcm/`.
 
 use lambda_http::{Body, Request, Response};
+use push_aws::Deployment;
 use push_core::model::DeviceKind;
 use push_core::{accounts, devices, ApiError, ApiRequest, ApiResponse, Deps};
 
@@ -17,8 +18,8 @@ pub const ROUTES: &[&str] = &[
 pub const FUNCTION: &str = "register";
 
 /// The Lambda handler (also served in-process by the local router).
-pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    push_aws::lambda::serve(deps, req, FUNCTION, route).await
+pub async fn handle(apps: &Deployment, req: Request) -> Response<Body> {
+    push_aws::lambda::serve(apps, req, FUNCTION, route).await
 }
 
 /// The operation a request names, by path and method.

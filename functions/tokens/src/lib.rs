@@ -1,6 +1,7 @@
 //! The `tokens` function: whitelist tokens.
 
 use lambda_http::{Body, Request, Response};
+use push_aws::Deployment;
 use push_core::{tokens, ApiError, ApiRequest, ApiResponse, Deps};
 
 /// The paths this function serves (each also with a trailing slash).
@@ -10,8 +11,8 @@ pub const ROUTES: &[&str] = &["/api/v1/tokens", "/api/v1/tokens/{token}"];
 pub const FUNCTION: &str = "tokens";
 
 /// The Lambda handler (also served in-process by the local router).
-pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    push_aws::lambda::serve(deps, req, FUNCTION, route).await
+pub async fn handle(apps: &Deployment, req: Request) -> Response<Body> {
+    push_aws::lambda::serve(apps, req, FUNCTION, route).await
 }
 
 /// The operation a request names, by path and method.

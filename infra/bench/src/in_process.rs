@@ -39,8 +39,8 @@ pub async fn in_process_deps() -> Deps {
     let settings = bench_settings();
     let config = AppConfig {
         table_name: table,
-        apns_application_arn: Some(apns),
-        gcm_application_arn: None,
+        default_app: push_aws::App::new("default", vec![apns]).expect("app"),
+        apps: vec![],
         settings,
     };
     let mut deps = push_aws::build_deps(&sdk, &config);

@@ -1,8 +1,14 @@
 //! `local-api`: sets up the emulator (table, platform applications) and serves
 //! the handlers at `http://127.0.0.1:$PORT/api/v1/` until SIGINT or SIGTERM.
 //! `local-api setup` only sets up, printing `TABLE_NAME=…`,
-//! `APNS_PLATFORM_APPLICATION_ARN=…` and `GCM_PLATFORM_APPLICATION_ARN=…`
-//! (for `make sam-local`, whose functions run in containers).
+//! `APNS_PLATFORM_APPLICATION_ARN=…`, `GCM_PLATFORM_APPLICATION_ARN=…`,
+//! `DEFAULT_APP_NAME=…` and `APPS=…` (for `make sam-local`, whose functions
+//! run in containers).
+//!
+//! Two apps, as an operator with several would have them: the default app
+//! `chatsecure` (APNs sandbox and FCM) at `/api/v1/` and
+//! `/chatsecure/api/v1/`, and `zom` (both APNs environments and FCM) at
+//! `/zom/api/v1/`.
 //!
 //! Environment: `PORT` (default 3000), `TEMPLATE` (default `template.yaml`),
 //! `TABLE_NAME` (default `chatsecure-push-local`), the standard AWS variables
@@ -14,14 +20,22 @@ use std::sync::Arc;
 
 use local_api::server::{serve, State};
 use local_api::{setup, template};
-use push_aws::{build_deps, load_sdk_config, AppConfig};
+use push_aws::{build_deployment, load_sdk_config, AppConfig};
 use tracing_subscriber::EnvFilter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const DEFAULT_TABLE: &str = "chatsecure-push-local";
+const DEFAULT_APP: &str = "chatsecure";
 const APNS_APP: &str = "chatsecure-push-local-apns";
 const GCM_APP: &str = "chatsecure-push-local-gcm";
+/// The second app: its name, and its platform applications by platform.
+const SECOND_APP: &str = "zom";
+const SECOND_APP_APPLICATIONS: &[(&str, &str)] = &[
+    ("chatsecure-push-local-zom-apns", "APNS"),
+    ("chatsecure-push-local-zom-apns-sandbox", "APNS_SANDBOX"),
+    ("chatsecure-push-local-zom-fcm", "GCM"),
+];
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -70,45 +84,62 @@ async fn main() -> Result<(), BoxError> {
     // LOCAL_API_SKIP_SETUP=1 serves without touching AWS first (the fault
     // tests point the router at a closed port); the ARNs are then the ones the
     // set-up would have made.
-    let (apns, gcm) = if std::env::var("LOCAL_API_SKIP_SETUP").is_ok_and(|v| v == "1") {
-        (
-            format!("arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/{APNS_APP}"),
-            format!("arn:aws:sns:us-east-1:123456789012:app/GCM/{GCM_APP}"),
-        )
-    } else {
+    let skip_setup = std::env::var("LOCAL_API_SKIP_SETUP").is_ok_and(|v| v == "1");
+    if !skip_setup {
         setup::ensure_table(&aws_sdk_dynamodb::Client::new(&sdk), &table, table_props).await?;
-        let sns = aws_sdk_sns::Client::new(&sdk);
-        (
-            setup::ensure_platform_application(&sns, APNS_APP, "APNS_SANDBOX").await?,
-            setup::ensure_platform_application(&sns, GCM_APP, "GCM").await?,
-        )
+    }
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let application = |name: &'static str, platform: &'static str| {
+        let sns = sns.clone();
+        async move {
+            if skip_setup {
+                Ok(format!(
+                    "arn:aws:sns:us-east-1:123456789012:app/{platform}/{name}"
+                ))
+            } else {
+                setup::ensure_platform_application(&sns, name, platform).await
+            }
+        }
     };
+    let apns = application(APNS_APP, "APNS_SANDBOX").await?;
+    let gcm = application(GCM_APP, "GCM").await?;
+    let mut second = Vec::new();
+    for (name, platform) in SECOND_APP_APPLICATIONS {
+        second.push(application(name, platform).await?);
+    }
+    let apps = format!("{SECOND_APP}={}", second.join(","));
     if std::env::args().nth(1).as_deref() == Some("setup") {
-        println!("TABLE_NAME={table}\nAPNS_PLATFORM_APPLICATION_ARN={apns}\nGCM_PLATFORM_APPLICATION_ARN={gcm}");
+        println!("TABLE_NAME={table}\nAPNS_PLATFORM_APPLICATION_ARN={apns}\nGCM_PLATFORM_APPLICATION_ARN={gcm}\nDEFAULT_APP_NAME={DEFAULT_APP}\nAPPS={apps}");
         return Ok(());
     }
 
-    let mut config = match AppConfig::from_env() {
-        Ok(c) => c,
-        Err(_) => {
-            // TABLE_NAME unset: use the local default.
-            std::env::set_var("TABLE_NAME", &table);
-            AppConfig::from_env()?
+    // What the environment does not say, the local set-up does.
+    for (name, value) in [
+        ("TABLE_NAME", table.as_str()),
+        ("APNS_PLATFORM_APPLICATION_ARN", apns.as_str()),
+        ("GCM_PLATFORM_APPLICATION_ARN", gcm.as_str()),
+        ("DEFAULT_APP_NAME", DEFAULT_APP),
+        ("APPS", apps.as_str()),
+    ] {
+        if std::env::var_os(name).is_none() {
+            std::env::set_var(name, value);
         }
-    };
-    config.apns_application_arn.get_or_insert(apns);
-    config.gcm_application_arn.get_or_insert(gcm);
+    }
+    let mut config = AppConfig::from_env()?;
     if config.settings.pubsub_jid.is_empty() {
         config.settings.pubsub_jid = "pubsub.localhost".into();
     }
-    let deps = build_deps(&sdk, &config);
+    let apps = build_deployment(&sdk, &config);
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
     println!("Listening on http://{addr}/api/v1/");
+    for name in apps.names() {
+        println!("App {name}: http://{addr}/{name}/api/v1/");
+    }
     serve(
         listener,
-        Arc::new(State { deps, routes }),
+        Arc::new(State { apps, routes }),
         shutdown_signal(),
     )
     .await?;

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
-use push_core::Deps;
+use push_aws::Deployment;
 use tokio::net::TcpListener;
 
 use crate::template::Route;
@@ -23,7 +23,7 @@ use crate::template::Route;
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
 pub struct State {
-    pub deps: Deps,
+    pub apps: Deployment,
     pub routes: Vec<Route>,
 }
 
@@ -104,9 +104,9 @@ pub async fn dispatch(
         .with_request_context(RequestContext::ApiGatewayV2(context));
 
     let response = match route.function.as_str() {
-        "RegisterFunction" => register::handle(&state.deps, request).await,
-        "TokensFunction" => tokens::handle(&state.deps, request).await,
-        "KnockFunction" => knock::handle(&state.deps, request).await,
+        "RegisterFunction" => register::handle(&state.apps, request).await,
+        "TokensFunction" => tokens::handle(&state.apps, request).await,
+        "KnockFunction" => knock::handle(&state.apps, request).await,
         other => {
             tracing::error!(
                 function = other,
@@ -132,7 +132,7 @@ async fn invoke(state: &State, function: &str, body: Incoming) -> hyper::Respons
         return json_response(400, r#"{"errorMessage":"the event is not JSON"}"#);
     };
     match function {
-        "FeedbackFunction" => match feedback::handle(&state.deps, &event).await {
+        "FeedbackFunction" => match feedback::handle(state.apps.default_app(), &event).await {
             Ok(result) => json_response(200, &result.to_string()),
             Err(e) => json_response(
                 502,

@@ -58,7 +58,7 @@ struct OwnedKeyItem {
 #[async_trait]
 impl AccountStore for DynamoStore {
     async fn get_account(&self, username: &str) -> Result<Option<AccountRecord>, PortError> {
-        let Some(item) = self.get(key(keys::account(username))).await? else {
+        let Some(item) = self.get(key(keys::account(&self.ns, username))).await? else {
             return Ok(None);
         };
         let failed_logins = limits::read_log(&item);
@@ -78,7 +78,7 @@ impl AccountStore for DynamoStore {
         account: &AccountRecord,
         api_key: &ApiKeyRecord,
     ) -> Result<(), CreateAccountError> {
-        let (pk, sk) = keys::account(&account.username);
+        let (pk, sk) = keys::account(&self.ns, &account.username);
         let mut items = vec![self.put(
             to_item(&AccountItem {
                 pk,
@@ -94,7 +94,7 @@ impl AccountStore for DynamoStore {
             vec![],
         )?];
         if !account.email.is_empty() {
-            let (pk, sk) = keys::email(&account.email);
+            let (pk, sk) = keys::email(&self.ns, &account.email);
             items.push(self.put(
                 to_item(&EmailItem {
                     pk,
@@ -127,7 +127,7 @@ impl AccountStore for DynamoStore {
     ) -> Result<Admission, PortError> {
         Ok(
             match self
-                .log_hit(key(keys::account(username)), None, now_us, limit)
+                .log_hit(key(keys::account(&self.ns, username)), None, now_us, limit)
                 .await?
             {
                 LogHit::Admitted(_) => Admission::Admitted,
@@ -144,7 +144,7 @@ impl AccountStore for DynamoStore {
         now_us: Micros,
         limit: Limit,
     ) -> Result<Admission, PortError> {
-        let account = key(keys::account(&api_key.username));
+        let account = key(keys::account(&self.ns, &api_key.username));
         // The account must still be the one whose password was checked, and
         // not being deleted (a key added then would outlive it).
         let alive = "attribute_exists(pk) AND id = :id AND attribute_not_exists(deleting)";
@@ -198,7 +198,7 @@ impl AccountStore for DynamoStore {
         self.revoke_oldest_keys(account_id, keep).await
     }
     async fn get_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, PortError> {
-        let Some(item) = self.get(key(keys::api_key(key_hash))).await? else {
+        let Some(item) = self.get(key(keys::api_key(&self.ns, key_hash))).await? else {
             return Ok(None);
         };
         let k: KeyItem = from_item(item)?;
@@ -240,7 +240,7 @@ impl DynamoStore {
         k: &ApiKeyRecord,
         created_us: Micros,
     ) -> Result<Vec<TransactWriteItem>, PortError> {
-        let (pk, sk) = keys::api_key(&k.key_hash);
+        let (pk, sk) = keys::api_key(&self.ns, &k.key_hash);
         let lookup = KeyItem {
             pk,
             sk,

@@ -63,7 +63,7 @@ impl DynamoStore {
         let mut doomed = Vec::new();
         for item in &owned[..excess] {
             if let Some(AttributeValue::S(hash)) = item.get("key_hash") {
-                doomed.push(key(keys::api_key(hash)));
+                doomed.push(key(keys::api_key(&self.ns, hash)));
             }
             doomed.push(DynamoStore::item_key(item));
         }

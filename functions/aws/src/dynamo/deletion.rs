@@ -36,7 +36,7 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(keys::account(username))))
+            .set_key(Some(key(keys::account(&self.ns, username))))
             .update_expression("SET deleting = :yes")
             .condition_expression("id = :id")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
@@ -78,24 +78,24 @@ impl DynamoStore {
         let (tokens, counters): (Vec<Item>, Vec<Item>) = rest
             .into_iter()
             .partition(|i| sort_key(i).starts_with(keys::TOKEN_PREFIX));
-        let mut doomed = super::tokens::token_keys(&tokens);
+        let mut doomed = super::tokens::token_keys(&self.ns, &tokens);
         doomed.extend(counters.iter().map(DynamoStore::item_key));
         self.delete_all(doomed).await?;
 
         let mut key_items = Vec::new();
         for owned in &api_keys {
             if let Some(AttributeValue::S(hash)) = owned.get("key_hash") {
-                key_items.push(key(keys::api_key(hash)));
+                key_items.push(key(keys::api_key(&self.ns, hash)));
             }
             key_items.push(DynamoStore::item_key(owned));
         }
         self.delete_all(key_items).await?;
 
         if !email.is_empty() {
-            self.delete_if(key(keys::email(email)), "account_id = :id", account_id)
+            self.delete_if(key(keys::email(&self.ns, email)), "account_id = :id", account_id)
                 .await?;
         }
-        self.delete_if(key(keys::account(username)), "id = :id", account_id)
+        self.delete_if(key(keys::account(&self.ns, username)), "id = :id", account_id)
             .await
     }
 

@@ -30,6 +30,14 @@ struct DeviceItem {
     active: bool,
     created_us: Micros,
     endpoint_arn: String,
+    /// While the APNs environment is unknown: the sandbox endpoint, indexed
+    /// in `gsi2` (sparse: only such devices have `gsi2pk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alternate_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -52,6 +60,7 @@ impl From<DeviceItem> for DeviceRecord {
             active: i.active,
             created_us: i.created_us,
             endpoint_arn: i.endpoint_arn,
+            alternate_arn: i.alternate_arn,
         }
     }
 }
@@ -62,6 +71,9 @@ impl From<&DeviceRecord> for DeviceItem {
         DeviceItem {
             gsi1pk: keys::endpoint(&d.endpoint_arn),
             gsi1sk: sk.clone(),
+            gsi2pk: d.alternate_arn.as_deref().map(keys::endpoint),
+            gsi2sk: d.alternate_arn.as_ref().map(|_| sk.clone()),
+            alternate_arn: d.alternate_arn.clone(),
             pk,
             sk,
             id: d.id.clone(),
@@ -98,7 +110,7 @@ impl DeviceStore for DynamoStore {
         kind: DeviceKind,
         registration_id: &str,
     ) -> Result<Option<PushTokenClaim>, PortError> {
-        match self.get(key(keys::claim(kind, registration_id))).await? {
+        match self.get(key(keys::claim(&self.ns, kind, registration_id))).await? {
             Some(item) => {
                 let c: ClaimItem = from_item(item)?;
                 Ok(Some(PushTokenClaim {
@@ -118,7 +130,7 @@ impl DeviceStore for DynamoStore {
         };
         let account = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_key(Some(key(keys::account(&write.owner_username))))
+            .set_key(Some(key(keys::account(&self.ns, &write.owner_username))))
             .condition_expression("id = :owner AND attribute_not_exists(deleting)")
             .expression_attribute_values(":owner", s(&device.owner))
             .build()
@@ -135,7 +147,7 @@ impl DeviceStore for DynamoStore {
                 .condition_check(account)
                 .build(),
         ];
-        let (pk, sk) = keys::claim(device.kind, &device.registration_id);
+        let (pk, sk) = keys::claim(&self.ns, device.kind, &device.registration_id);
         let claim = to_item(&ClaimItem {
             pk,
             sk,
@@ -194,7 +206,7 @@ impl DeviceStore for DynamoStore {
         }
         if let Some(old_token) = &write.release_claim_of {
             items.push(self.delete(
-                key(keys::claim(device.kind, old_token)),
+                key(keys::claim(&self.ns, device.kind, old_token)),
                 Some("attribute_not_exists(pk) OR device_id = :me"),
                 vec![(":me", s(&device.id))],
             )?);
@@ -244,7 +256,7 @@ impl DeviceStore for DynamoStore {
             self.delete(record.clone(), Some("attribute_exists(pk)"), vec![])?,
             self.count_devices(&device.owner, -1, None)?,
             self.delete(
-                key(keys::claim(device.kind, &device.registration_id)),
+                key(keys::claim(&self.ns, device.kind, &device.registration_id)),
                 Some("attribute_not_exists(pk) OR device_id = :me"),
                 vec![(":me", s(&device.id))],
             )?,
@@ -296,7 +308,7 @@ impl DeviceStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key(keys::device(&device.owner, &device.id))))
             .update_expression("SET endpoint_arn = :new, gsi1pk = :index")
-            .condition_expression("endpoint_arn = :old")
+            .condition_expression("endpoint_arn = :old AND attribute_not_exists(alternate_arn)")
             .expression_attribute_values(":new", s(new_arn))
             .expression_attribute_values(":index", s(keys::endpoint(new_arn)))
             .expression_attribute_values(":old", s(&device.endpoint_arn))
@@ -331,36 +343,83 @@ impl DeviceStore for DynamoStore {
             Err(e) => Err(port_error("UpdateItem", e)),
         }
     }
-    async fn deactivate_endpoint(&self, endpoint_arn: &str) -> Result<usize, PortError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("gsi1pk = :pk")
-            .expression_attribute_values(":pk", s(keys::endpoint(endpoint_arn)));
-        let mut deactivated = 0;
-        for item in self.collect(query).await? {
-            let device: DeviceItem = from_item(item)?;
-            let result = self
+    async fn devices_by_endpoint(
+        &self,
+        endpoint_arn: &str,
+    ) -> Result<Vec<DeviceRecord>, PortError> {
+        // Its only (or production) endpoint in `gsi1`, its sandbox endpoint
+        // while its environment is unknown in `gsi2`.
+        let mut devices = Vec::new();
+        for (index, attribute) in [(keys::GSI1, keys::GSI1PK), (keys::GSI2, keys::GSI2PK)] {
+            let query = self
                 .client
-                .update_item()
+                .query()
                 .table_name(&self.table)
-                .set_key(Some(key(keys::device(&device.owner, &device.id))))
-                .update_expression("SET #active = :false")
-                .condition_expression("endpoint_arn = :arn AND #active = :true")
-                .expression_attribute_names("#active", "active")
-                .expression_attribute_values(":false", AttributeValue::Bool(false))
-                .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .expression_attribute_values(":arn", s(endpoint_arn))
-                .send()
-                .await;
-            match result {
-                Ok(_) => deactivated += 1,
-                Err(e) if conditional_failed(&e) => {}
-                Err(e) => return Err(port_error("UpdateItem", e)),
+                .index_name(index)
+                .key_condition_expression(format!("{attribute} = :pk"))
+                .expression_attribute_values(":pk", s(keys::endpoint(endpoint_arn)));
+            for item in self.collect(query).await? {
+                devices.push(DeviceRecord::from(from_item::<DeviceItem>(item)?));
             }
         }
-        Ok(deactivated)
+        Ok(devices)
+    }
+    async fn deactivate_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::device(&device.owner, &device.id))))
+            .update_expression("SET #active = :false")
+            .condition_expression(
+                "endpoint_arn = :arn AND #active = :true AND attribute_not_exists(alternate_arn)",
+            )
+            .expression_attribute_names("#active", "active")
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":arn", s(&device.endpoint_arn))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(port_error("UpdateItem", e)),
+        }
+    }
+    async fn drop_endpoint(
+        &self,
+        device: &DeviceRecord,
+        dead_arn: &str,
+    ) -> Result<bool, PortError> {
+        let Some(alternate) = &device.alternate_arn else {
+            return Ok(false);
+        };
+        let keep = if dead_arn == device.endpoint_arn {
+            alternate
+        } else if dead_arn == alternate {
+            &device.endpoint_arn
+        } else {
+            return Ok(false);
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::device(&device.owner, &device.id))))
+            .update_expression(
+                "SET endpoint_arn = :keep, gsi1pk = :index REMOVE alternate_arn, gsi2pk, gsi2sk",
+            )
+            .condition_expression("endpoint_arn = :first AND alternate_arn = :second")
+            .expression_attribute_values(":keep", s(keep))
+            .expression_attribute_values(":index", s(keys::endpoint(keep)))
+            .expression_attribute_values(":first", s(&device.endpoint_arn))
+            .expression_attribute_values(":second", s(alternate))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(port_error("UpdateItem", e)),
+        }
     }
 }

@@ -36,6 +36,8 @@ const BATCH_LIMIT: usize = 25;
 pub struct DynamoStore {
     pub(crate) client: Client,
     pub(crate) table: String,
+    /// The app's key namespace (see `keys`): `""` for the default app.
+    pub(crate) ns: String,
     /// The day's salt, once read (see `counts`).
     pub(crate) salt: std::sync::Mutex<Option<(i64, String)>>,
 }
@@ -83,10 +85,17 @@ pub(crate) fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadat
 }
 
 impl DynamoStore {
+    /// The store of the default app.
     pub fn new(client: Client, table: String) -> Self {
+        Self::for_app(client, table, None)
+    }
+
+    /// The store of one app (`None`: the default app).
+    pub fn for_app(client: Client, table: String, app: Option<&str>) -> Self {
         DynamoStore {
             client,
             table,
+            ns: keys::namespace(app),
             salt: std::sync::Mutex::new(None),
         }
     }

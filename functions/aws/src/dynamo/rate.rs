@@ -30,7 +30,7 @@ impl LimitStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(counter_key(limit_key, window))))
+            .set_key(Some(key(counter_key(&self.ns, limit_key, window))))
             .update_expression(COUNT_HIT)
             .condition_expression(HAS_ROOM)
             .set_expression_attribute_names(Some(counter_names()))
@@ -110,11 +110,11 @@ impl DynamoStore {
 const COUNT_HIT: &str = "ADD #hits :one SET #ttl = :ttl";
 const HAS_ROOM: &str = "attribute_not_exists(#hits) OR #hits < :max";
 
-fn counter_key(limit_key: &LimitKey, window: i64) -> (String, String) {
+fn counter_key(ns: &str, limit_key: &LimitKey, window: i64) -> (String, String) {
     match limit_key {
         LimitKey::TokenCreations { account_id } => keys::token_counter(account_id, window),
-        LimitKey::Signups => keys::signup_counter(window),
-        LimitKey::SignupsFrom { source } => keys::signup_source_counter(source, window),
+        LimitKey::Signups => keys::signup_counter(ns, window),
+        LimitKey::SignupsFrom { source } => keys::signup_source_counter(ns, source, window),
         LimitKey::DeviceRegistrations { account_id } => {
             keys::device_registration_counter(account_id, window)
         }
@@ -156,7 +156,7 @@ impl DynamoStore {
         let (window, _) = limit.window_at(now_us);
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(counter_key(limit_key, window))))
+            .set_key(Some(key(counter_key(&self.ns, limit_key, window))))
             .update_expression(COUNT_HIT)
             .condition_expression(HAS_ROOM)
             .set_expression_attribute_names(Some(counter_names()))

@@ -79,7 +79,7 @@ impl From<TokenItem> for TokenRecord {
 impl TokenStore for DynamoStore {
     async fn create_token(&self, token: &TokenRecord, limit: Limit) -> Result<(), WriteConflict> {
         let expires_at = token.expires_us.div_euclid(1_000_000) + 1;
-        let (pk, sk) = keys::token(&token.token);
+        let (pk, sk) = keys::token(&self.ns, &token.token);
         let lookup = TokenItem {
             pk,
             sk,
@@ -160,7 +160,7 @@ impl TokenStore for DynamoStore {
         }
     }
     async fn get_token(&self, token: &str) -> Result<Option<TokenRecord>, PortError> {
-        match self.get(key(keys::token(token))).await? {
+        match self.get(key(keys::token(&self.ns, token))).await? {
             Some(item) => Ok(Some(from_item::<TokenItem>(item)?.into())),
             None => Ok(None),
         }
@@ -181,7 +181,7 @@ impl TokenStore for DynamoStore {
         let live = "expires_us > :now";
         Ok(
             match self
-                .log_hit(key(keys::token(token)), Some(live), now_us, limit)
+                .log_hit(key(keys::token(&self.ns, token)), Some(live), now_us, limit)
                 .await?
             {
                 LogHit::Admitted(item) => {
@@ -256,7 +256,7 @@ impl TokenStore for DynamoStore {
                 vec![(":now", AttributeValue::N(now_us.to_string()))],
             )?,
             // The owner's copy proves the token is theirs.
-            self.delete(key(keys::token(token)), None, vec![])?,
+            self.delete(key(keys::token(&self.ns, token)), None, vec![])?,
         ];
         match self.transact(items).await {
             Ok(()) => Ok(true),
@@ -276,18 +276,18 @@ impl TokenStore for DynamoStore {
             .into_iter()
             .filter(|item| matches!(item.get("device_id"), Some(AttributeValue::S(d)) if d == device_id))
             .collect::<Vec<_>>();
-        self.delete_all(token_keys(&owned)).await
+        self.delete_all(token_keys(&self.ns, &owned)).await
     }
 }
 
 /// The keys of both items of each owned token in `owned` (its copy in the
 /// owner's partition and the knock's lookup item).
-pub(super) fn token_keys(owned: &[Item]) -> Vec<Item> {
+pub(super) fn token_keys(ns: &str, owned: &[Item]) -> Vec<Item> {
     owned
         .iter()
         .flat_map(|item| {
             let lookup = match item.get("token") {
-                Some(AttributeValue::S(t)) => Some(key(keys::token(t))),
+                Some(AttributeValue::S(t)) => Some(key(keys::token(ns, t))),
                 _ => None,
             };
             std::iter::once(DynamoStore::item_key(item)).chain(lookup)

@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::fields::Fields;
-use crate::model::DeviceKind;
+use crate::model::{DeviceKind, Platform};
 use crate::request::ApiRequest;
 
 /// Cleans and checks a push token as PROTOCOL.md says; `Err` is the message.
@@ -48,6 +48,8 @@ pub(super) struct DeviceInput {
     pub name: Option<Option<String>>,
     pub device_id: Option<Option<String>>,
     pub active: Option<bool>,
+    /// APNs only: the environment the client says its build is in.
+    pub environment: Option<Platform>,
 }
 
 /// The push token field, cleaned. A problem is recorded in `fields` (which
@@ -65,17 +67,36 @@ fn registration_id(kind: DeviceKind, fields: &mut Fields) -> String {
 }
 
 /// The optional fields, as sent; the push token is the caller's.
-fn optional(fields: &mut Fields, registration_id: Option<String>) -> DeviceInput {
+fn optional(kind: DeviceKind, fields: &mut Fields, registration_id: Option<String>) -> DeviceInput {
     let mut optional = |name: &str| fields.has(name).then(|| fields.opt_string(name, 255));
     let name = optional("name");
     let device_id = optional("device_id");
     let active = fields.opt_bool("active");
+    // Only APNs has environments; for FCM the field is unknown, so ignored.
+    let environment = match kind {
+        DeviceKind::Apns => environment(fields),
+        DeviceKind::Gcm => None,
+    };
     DeviceInput {
         registration_id,
         name,
         device_id,
         active,
+        environment,
     }
+}
+
+/// The optional `environment` (`"production"` or `"sandbox"`; null or
+/// absent: not known to the client).
+fn environment(fields: &mut Fields) -> Option<Platform> {
+    let raw = fields.opt_string("environment", 32).filter(|r| !r.is_empty())?;
+    Platform::of_environment(&raw).or_else(|| {
+        fields.error(
+            "environment",
+            format!("\"{raw}\" is not a valid choice: \"production\" or \"sandbox\"."),
+        );
+        None
+    })
 }
 
 /// A registration's body: the push token (required) and the optional fields.
@@ -85,7 +106,7 @@ pub(super) async fn read_registration(
 ) -> Result<(String, DeviceInput), ApiError> {
     let mut fields = req.fields().await?;
     let token = registration_id(kind, &mut fields);
-    let input = optional(&mut fields, None);
+    let input = optional(kind, &mut fields, None);
     fields.finish()?;
     Ok((token, input))
 }
@@ -101,7 +122,7 @@ pub(super) async fn read_update(
     let mut fields = req.fields().await?;
     let token =
         (!partial || fields.has("registration_id")).then(|| registration_id(kind, &mut fields));
-    let mut input = optional(&mut fields, token);
+    let mut input = optional(kind, &mut fields, token);
     fields.finish()?;
     if !partial {
         input.name.get_or_insert(None);

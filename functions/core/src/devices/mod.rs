@@ -12,7 +12,7 @@ use input::{read_registration, read_update, DeviceInput};
 use crate::accounts::authenticate;
 use crate::error::ApiError;
 use crate::model::ApiKeyRecord;
-use crate::model::{DeviceKind, DeviceRecord};
+use crate::model::{DeviceKind, DeviceRecord, Platform};
 use crate::page::page;
 use crate::ports::{ClaimChange, DeviceRemoval, DeviceWrite};
 use crate::request::ApiRequest;
@@ -33,9 +33,7 @@ pub fn device_json(device: &DeviceRecord) -> Value {
 }
 
 fn kind_supported(deps: &Deps, kind: DeviceKind) -> Result<(), ApiError> {
-    if deps.push.supports(kind) {
-        Ok(())
-    } else {
+    if deps.push.platforms(kind).is_empty() {
         Err(ApiError::field(
             "registration_id",
             format!(
@@ -43,7 +41,76 @@ fn kind_supported(deps: &Deps, kind: DeviceKind) -> Result<(), ApiError> {
                 kind.as_str()
             ),
         ))
+    } else {
+        Ok(())
     }
+}
+
+/// The platforms a device's push token is to be pushed through: the APNs
+/// environment the client named; else the one its device already settled
+/// on for this same push token (`settled`); else every one the app has
+/// (both APNs environments until one is reported dead).
+fn target_platforms(
+    deps: &Deps,
+    kind: DeviceKind,
+    named: Option<Platform>,
+    settled: Option<Platform>,
+) -> Result<Vec<Platform>, ApiError> {
+    let configured = deps.push.platforms(kind);
+    if kind != DeviceKind::Apns {
+        return Ok(configured);
+    }
+    match named {
+        Some(platform) if configured.contains(&platform) => Ok(vec![platform]),
+        Some(platform) => Err(ApiError::field(
+            "environment",
+            format!(
+                "This app has no APNs {} application: use {}.",
+                platform.environment(),
+                configured
+                    .iter()
+                    .map(|p| format!("\"{}\"", p.environment()))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        )),
+        None => match settled.filter(|p| configured.contains(p)) {
+            Some(platform) => Ok(vec![platform]),
+            None => Ok(configured),
+        },
+    }
+}
+
+/// The APNs environment a device with one endpoint has settled on.
+fn settled_platform(device: &DeviceRecord) -> Option<Platform> {
+    match device.alternate_arn {
+        None => Platform::of_arn(&device.endpoint_arn),
+        Some(_) => None,
+    }
+}
+
+/// Makes (or updates) one enabled endpoint carrying `token` per platform in
+/// `targets`, reusing the endpoint of `reusable` that is on the same
+/// platform; returns them in the order of `targets`.
+async fn ensure_endpoints(
+    deps: &Deps,
+    token: &str,
+    targets: &[Platform],
+    reusable: &[&str],
+) -> Result<(String, Option<String>), ApiError> {
+    let mut arns = Vec::with_capacity(targets.len());
+    for platform in targets {
+        let known = reusable
+            .iter()
+            .copied()
+            .find(|arn| Platform::of_arn(arn) == Some(*platform));
+        arns.push(deps.push.ensure_endpoint(*platform, token, known).await?);
+    }
+    let mut arns = arns.into_iter();
+    let first = arns
+        .next()
+        .ok_or_else(|| ApiError::Internal("no platform to push through".into()))?;
+    Ok((first, arns.next()))
 }
 
 /// `GET device/<kind>/`: page object of the caller's devices of that kind.
@@ -85,6 +152,8 @@ pub async fn register(
     let caller = authenticate(deps, req).await?;
     let (registration_id, input) = read_registration(req, kind).await?;
     kind_supported(deps, kind)?;
+    // Checked before anything is written.
+    target_platforms(deps, kind, input.environment, None)?;
     retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
         register_attempt(deps, &caller, kind, &input, &registration_id)
     })
@@ -107,20 +176,22 @@ async fn register_attempt(
     };
     if let Some(mut device) = existing {
         // Same account, same push token: the same device, refreshed.
+        let old = device.clone();
         apply_optional(&mut device, input);
         device.active = input.active.unwrap_or(true);
-        device.endpoint_arn = deps
-            .push
-            .ensure_endpoint(kind, registration_id, Some(&device.endpoint_arn))
-            .await?;
+        let targets =
+            target_platforms(deps, kind, input.environment, settled_platform(&device))?;
+        let reusable: Vec<&str> = old.endpoints().collect();
+        (device.endpoint_arn, device.alternate_arn) =
+            ensure_endpoints(deps, registration_id, &targets, &reusable).await?;
         let write = device_write(deps, caller, device.clone(), false, ClaimChange::Keep);
         deps.store.save_device(&write).await?;
+        delete_dropped_endpoints(deps, &old, &device).await?;
         return Ok(ApiResponse::json(StatusCode::OK, device_json(&device)));
     }
-    let endpoint_arn = deps
-        .push
-        .ensure_endpoint(kind, registration_id, None)
-        .await?;
+    let targets = target_platforms(deps, kind, input.environment, None)?;
+    let (endpoint_arn, alternate_arn) =
+        ensure_endpoints(deps, registration_id, &targets, &[]).await?;
     let device = DeviceRecord {
         id: uuid::Uuid::new_v4().to_string(),
         owner: owner.clone(),
@@ -131,6 +202,7 @@ async fn register_attempt(
         active: input.active.unwrap_or(true),
         created_us: deps.clock.now_us(),
         endpoint_arn,
+        alternate_arn,
     };
     let claim_change = match claim {
         None => ClaimChange::Create,
@@ -143,7 +215,7 @@ async fn register_attempt(
             // Given up (the account is being deleted, or AWS failed): the
             // endpoint made for a push token nobody holds serves no one.
             // A conflict's retry reuses it (one endpoint per push token).
-            release_unclaimed_endpoint(deps, kind, registration_id, &device.endpoint_arn).await;
+            release_unclaimed_endpoints(deps, &device).await;
         }
         return Err(e);
     }
@@ -158,20 +230,54 @@ async fn register_attempt(
     Ok(ApiResponse::json(StatusCode::CREATED, device_json(&device)))
 }
 
-/// Deletes an endpoint made for `registration_id` if still no device claims
-/// that push token; best effort (a leftover is adopted by the next
-/// registration of the token).
-async fn release_unclaimed_endpoint(
-    deps: &Deps,
-    kind: DeviceKind,
-    registration_id: &str,
-    arn: &str,
-) {
-    if let Ok(None) = deps.store.get_claim(kind, registration_id).await {
-        if let Err(e) = deps.push.delete_endpoint(arn).await {
-            tracing::warn!(error = %e, "left an unclaimed endpoint behind");
+/// Deletes the endpoints made for a device that was not saved, if still no
+/// device claims its push token; best effort (a leftover is adopted by the
+/// next registration of the token).
+async fn release_unclaimed_endpoints(deps: &Deps, device: &DeviceRecord) {
+    if let Ok(None) = deps
+        .store
+        .get_claim(device.kind, &device.registration_id)
+        .await
+    {
+        for arn in device.endpoints() {
+            if let Err(e) = deps.push.delete_endpoint(arn).await {
+                tracing::warn!(error = %e, "left an unclaimed endpoint behind");
+            }
         }
     }
+}
+
+/// After a save: deletes the endpoints `old` had that `new` no longer has.
+async fn delete_dropped_endpoints(
+    deps: &Deps,
+    old: &DeviceRecord,
+    new: &DeviceRecord,
+) -> Result<(), ApiError> {
+    for arn in old.endpoints() {
+        if !new.endpoints().any(|kept| kept == arn) {
+            deps.push.delete_endpoint(arn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A device of unknown APNs environment whose endpoint `dead_arn` is
+/// reported dead (disabled by SNS, or gone) settles on its other one: the
+/// record first, on condition, then the dead endpoint goes. `false` when the
+/// device changed meanwhile (nothing done).
+pub(crate) async fn settle_environment(
+    deps: &Deps,
+    device: &DeviceRecord,
+    dead_arn: &str,
+) -> Result<bool, crate::ports::PortError> {
+    if !deps.store.drop_endpoint(device, dead_arn).await? {
+        return Ok(false);
+    }
+    tracing::info!(device = %device.id, "device settled on its APNs environment");
+    if let Err(e) = deps.push.delete_endpoint(dead_arn).await {
+        tracing::warn!(device = %device.id, error = %e, "left a dead endpoint behind");
+    }
+    Ok(true)
 }
 
 /// A device write by `caller`, under the account's device cap and
@@ -258,7 +364,7 @@ async fn update_attempt(
     input: &DeviceInput,
 ) -> Result<ApiResponse, ApiError> {
     let mut device = own_device(deps, &caller.account_id, kind, id).await?;
-    let old_arn = device.endpoint_arn.clone();
+    let old = device.clone();
     apply_optional(&mut device, input);
     if let Some(active) = input.active {
         device.active = active;
@@ -268,8 +374,18 @@ async fn update_attempt(
         .registration_id
         .clone()
         .filter(|t| *t != device.registration_id);
+    if new_token.is_none() && input.environment.is_some() {
+        // The client names its APNs environment for the same push token.
+        kind_supported(deps, kind)?;
+        let targets = target_platforms(deps, kind, input.environment, None)?;
+        let reusable: Vec<&str> = old.endpoints().collect();
+        (write.device.endpoint_arn, write.device.alternate_arn) =
+            ensure_endpoints(deps, &old.registration_id, &targets, &reusable).await?;
+    }
     if let Some(token) = &new_token {
         kind_supported(deps, kind)?;
+        // A new push token: its environment is unknown again, unless named.
+        let targets = target_platforms(deps, kind, input.environment, None)?;
         let claim = deps.store.get_claim(kind, token).await?;
         write.claim = match claim {
             None => ClaimChange::Create,
@@ -279,18 +395,17 @@ async fn update_attempt(
         // A token nobody holds: move our endpoint to it (AWS's practice).
         // A token another device holds: that device's endpoint already
         // carries it, so adopt that one and retire ours.
-        let known = match write.claim {
-            ClaimChange::TakeFrom(_) => None,
-            _ => Some(old_arn.as_str()),
+        let reusable: Vec<&str> = match write.claim {
+            ClaimChange::TakeFrom(_) => vec![],
+            _ => old.endpoints().collect(),
         };
-        write.device.endpoint_arn = deps.push.ensure_endpoint(kind, token, known).await?;
+        (write.device.endpoint_arn, write.device.alternate_arn) =
+            ensure_endpoints(deps, token, &targets, &reusable).await?;
         write.release_claim_of = Some(device.registration_id.clone());
         write.device.registration_id = token.clone();
     }
     deps.store.save_device(&write).await?;
-    if write.device.endpoint_arn != old_arn {
-        deps.push.delete_endpoint(&old_arn).await?;
-    }
+    delete_dropped_endpoints(deps, &old, &write.device).await?;
     if let ClaimChange::TakeFrom(previous) = &write.claim {
         deps.store
             .delete_device_tokens(&previous.owner, &previous.device_id)
@@ -345,11 +460,13 @@ pub(crate) async fn remove_device_record(
         DeviceRemoval::Gone => return Ok(false),
         DeviceRemoval::Removed { endpoint_is_ours } => {
             if endpoint_is_ours {
-                if let Err(e) = deps.push.delete_endpoint(&device.endpoint_arn).await {
-                    // The record is gone and no knock reaches the endpoint
-                    // any more; an app registering the same push token adopts
-                    // it again.
-                    tracing::warn!(device = %device.id, error = %e, "left an endpoint behind");
+                for arn in device.endpoints() {
+                    if let Err(e) = deps.push.delete_endpoint(arn).await {
+                        // The record is gone and no knock reaches the
+                        // endpoint any more; an app registering the same
+                        // push token adopts it again.
+                        tracing::warn!(device = %device.id, error = %e, "left an endpoint behind");
+                    }
                 }
             }
         }

@@ -237,6 +237,7 @@ async fn a_claim_taken_meanwhile_makes_the_registration_read_again_and_take_it_o
                 active: true,
                 created_us: 0,
                 endpoint_arn: "arn:memory:sns:endpoint/elsewhere".into(),
+                alternate_arn: None,
             })
         })
     });

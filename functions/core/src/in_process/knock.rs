@@ -346,7 +346,10 @@ async fn a_knock_on_an_fcm_device_is_an_fcm_push() {
     let s = setup(0, 1).await;
     assert_eq!(knock(&s.world, json!({ "token": s.token })).await.0, 202);
     let (arn, push) = &s.world.push.published()[0];
-    assert_eq!(s.world.push.endpoint(arn).unwrap().kind, DeviceKind::Gcm);
+    assert_eq!(
+        s.world.push.endpoint(arn).unwrap().platform.kind(),
+        DeviceKind::Gcm
+    );
     assert_eq!(push.apns_push_type, None);
 }
 

@@ -5,6 +5,7 @@
 //! operations over HTTP against the AWS emulator.)
 
 mod devices;
+mod environments;
 mod knock;
 
 use bytes::Bytes;

@@ -7,13 +7,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Fault, Faults};
-use crate::model::DeviceKind;
+use crate::model::{DeviceKind, Platform};
 use crate::ports::{PortError, PublishError, Push, PushGateway};
 
 /// One SNS platform endpoint, in memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Endpoint {
-    pub kind: DeviceKind,
+    pub platform: Platform,
     pub token: String,
     pub enabled: bool,
 }
@@ -29,7 +29,7 @@ pub struct MemoryPush {
     published: Mutex<Vec<(String, Push)>>,
     publish_faults: Faults,
     faults: Faults,
-    kinds: Vec<DeviceKind>,
+    platforms: Vec<Platform>,
     before_ensure: Mutex<Option<Interleaving>>,
 }
 
@@ -40,15 +40,27 @@ impl Default for MemoryPush {
 }
 
 impl MemoryPush {
-    /// A gateway configured for these kinds of device only.
+    /// A gateway configured for these kinds of device only (APNs: production).
     pub fn with_kinds(kinds: &[DeviceKind]) -> Self {
+        let platforms: Vec<Platform> = kinds
+            .iter()
+            .map(|k| match k {
+                DeviceKind::Apns => Platform::Apns,
+                DeviceKind::Gcm => Platform::Gcm,
+            })
+            .collect();
+        Self::with_platforms(&platforms)
+    }
+    /// A gateway with these platform applications (an app with both APNs
+    /// environments: `[Apns, ApnsSandbox, Gcm]`).
+    pub fn with_platforms(platforms: &[Platform]) -> Self {
         MemoryPush {
             endpoints: Mutex::default(),
             serial: Mutex::default(),
             published: Mutex::default(),
             publish_faults: Faults::default(),
             faults: Faults::default(),
-            kinds: kinds.to_vec(),
+            platforms: platforms.to_vec(),
             before_ensure: Mutex::default(),
         }
     }
@@ -110,12 +122,16 @@ impl MemoryPush {
 
 #[async_trait]
 impl PushGateway for MemoryPush {
-    fn supports(&self, kind: DeviceKind) -> bool {
-        self.kinds.contains(&kind)
+    fn platforms(&self, kind: DeviceKind) -> Vec<Platform> {
+        self.platforms
+            .iter()
+            .copied()
+            .filter(|p| p.kind() == kind)
+            .collect()
     }
     async fn ensure_endpoint(
         &self,
-        kind: DeviceKind,
+        platform: Platform,
         token: &str,
         known: Option<&str>,
     ) -> Result<String, PortError> {
@@ -132,7 +148,7 @@ impl PushGateway for MemoryPush {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let fresh = Endpoint {
-            kind,
+            platform,
             token: token.into(),
             enabled: true,
         };
@@ -143,14 +159,18 @@ impl PushGateway for MemoryPush {
         // SNS keeps one endpoint per token and application.
         if let Some((arn, e)) = endpoints
             .iter_mut()
-            .find(|(_, e)| e.kind == kind && e.token == token)
+            .find(|(_, e)| e.platform == platform && e.token == token)
         {
             e.enabled = true;
             return Ok(arn.clone());
         }
         let mut serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
         *serial += 1;
-        let arn = format!("arn:memory:sns:endpoint/{}/{}", kind.as_str(), *serial);
+        let arn = format!(
+            "arn:memory:sns:endpoint/{}/app/{}",
+            platform.sns_name(),
+            *serial
+        );
         endpoints.insert(arn.clone(), fresh);
         Ok(arn)
     }
@@ -198,16 +218,16 @@ impl SimulatedPublish {
 
 #[async_trait]
 impl PushGateway for SimulatedPublish {
-    fn supports(&self, kind: DeviceKind) -> bool {
-        self.inner.supports(kind)
+    fn platforms(&self, kind: DeviceKind) -> Vec<Platform> {
+        self.inner.platforms(kind)
     }
     async fn ensure_endpoint(
         &self,
-        kind: DeviceKind,
+        platform: Platform,
         token: &str,
         known: Option<&str>,
     ) -> Result<String, PortError> {
-        self.inner.ensure_endpoint(kind, token, known).await
+        self.inner.ensure_endpoint(platform, token, known).await
     }
     async fn delete_endpoint(&self, arn: &str) -> Result<(), PortError> {
         self.inner.delete_endpoint(arn).await

@@ -294,16 +294,67 @@ impl DeviceStore for MemoryStore {
         }
         Ok(())
     }
-    async fn deactivate_endpoint(&self, endpoint_arn: &str) -> Result<usize, PortError> {
-        self.call("deactivate_endpoint").await?;
+    async fn devices_by_endpoint(
+        &self,
+        endpoint_arn: &str,
+    ) -> Result<Vec<DeviceRecord>, PortError> {
+        self.call("devices_by_endpoint").await?;
+        Ok(self
+            .tables()
+            .devices
+            .values()
+            .filter(|d| d.endpoints().any(|e| e == endpoint_arn))
+            .cloned()
+            .collect())
+    }
+    async fn deactivate_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
+        self.call("deactivate_device").await?;
         let mut t = self.tables();
-        let mut n = 0;
-        for d in t.devices.values_mut() {
-            if d.endpoint_arn == endpoint_arn && d.active {
+        match t
+            .devices
+            .get_mut(&(device.owner.clone(), device.id.clone()))
+        {
+            Some(d)
+                if d.endpoint_arn == device.endpoint_arn
+                    && d.alternate_arn.is_none()
+                    && d.active =>
+            {
                 d.active = false;
-                n += 1;
+                Ok(true)
             }
+            _ => Ok(false),
         }
-        Ok(n)
+    }
+    async fn drop_endpoint(
+        &self,
+        device: &DeviceRecord,
+        dead_arn: &str,
+    ) -> Result<bool, PortError> {
+        self.call("drop_endpoint").await?;
+        let mut t = self.tables();
+        let Some(alternate) = &device.alternate_arn else {
+            return Ok(false);
+        };
+        let keep = if dead_arn == device.endpoint_arn {
+            alternate.clone()
+        } else if dead_arn == alternate {
+            device.endpoint_arn.clone()
+        } else {
+            return Ok(false);
+        };
+        match t
+            .devices
+            .get_mut(&(device.owner.clone(), device.id.clone()))
+        {
+            Some(d)
+                if d.endpoint_arn == device.endpoint_arn
+                    && d.alternate_arn == device.alternate_arn =>
+            {
+                d.endpoint_arn = keep;
+                d.alternate_arn = None;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
