@@ -18,6 +18,11 @@ the code under test paid a fresh TCP connection (two per knock), which AWS's
 keep-alive endpoints never charge, and which inflated the local latency and
 CPU numbers of `make bench`.
 
+moto also keeps one SNS platform endpoint per push token across all platform
+applications; SNS keeps one per token *and application*, so the same token
+registered with two apps (or both APNs environments of one) has two endpoints.
+`_patch_platform_endpoints` restores that.
+
 In front of that lock stands `fidelity.Fidelity`, which models what real
 DynamoDB and SNS do and moto does not: transaction conflicts (on by default),
 injected faults and index lag (switches; see that module).
@@ -37,6 +42,7 @@ from waitress import serve
 from fidelity import Fidelity
 
 import moto.dynamodb.models as dynamodb_models
+import moto.sns.models as sns_models
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -94,9 +100,39 @@ def _patch_transactions() -> None:
     backend_class.transact_write_items = transact_write_items
 
 
+def _patch_platform_endpoints() -> None:
+    """CreatePlatformEndpoint finds an existing endpoint by token within
+    the one platform application, as SNS does."""
+    backend_class = sns_models.SNSBackend
+
+    def create_platform_endpoint(self, application, custom_user_data, token, attributes):
+        for endpoint in self.platform_endpoints.values():
+            if token == endpoint.token and endpoint.application.arn == application.arn:
+                same_user_data = custom_user_data == endpoint.custom_user_data
+                same_attrs = attributes.get("Enabled", True) == endpoint.attributes["Enabled"]
+                if same_user_data and same_attrs:
+                    return endpoint
+                raise sns_models.DuplicateSnsEndpointError(
+                    f"Invalid parameter: Token Reason: Endpoint {endpoint.arn} already exists with the same Token, but different attributes."
+                )
+        endpoint = sns_models.PlatformEndpoint(
+            self.account_id,
+            self.region_name,
+            application,
+            custom_user_data,
+            token,
+            attributes,
+        )
+        self.platform_endpoints[endpoint.arn] = endpoint
+        return endpoint
+
+    backend_class.create_platform_endpoint = create_platform_endpoint
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     _patch_transactions()
+    _patch_platform_endpoints()
     os.environ.setdefault("MOTO_PORT", str(port))
     app = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()

@@ -132,6 +132,8 @@ set_up_emulator() {
   TABLE_NAME=$(sed -n 's/^TABLE_NAME=//p' <<<"$settings")
   APNS_ARN=$(sed -n 's/^APNS_PLATFORM_APPLICATION_ARN=//p' <<<"$settings")
   GCM_ARN=$(sed -n 's/^GCM_PLATFORM_APPLICATION_ARN=//p' <<<"$settings")
+  DEFAULT_APP_NAME=$(sed -n 's/^DEFAULT_APP_NAME=//p' <<<"$settings")
+  APPS=$(sed -n 's/^APPS=//p' <<<"$settings")
   # The template declares AWS_ENDPOINT_URL only when LocalEndpointUrl is set;
   # SAM CLI does not evaluate that condition, so the value comes from here.
   cat >"$ENV_VARS" <<JSON
@@ -141,6 +143,9 @@ JSON
     "LocalEndpointUrl=$AWS_ENDPOINT_URL"
     "ApnsPlatformApplicationArn=$APNS_ARN"
     "GcmPlatformApplicationArn=$GCM_ARN"
+    "DefaultAppName=$DEFAULT_APP_NAME"
+    "Apps=$APPS"
+    "PlatformApplicationPrefix=chatsecure-push-local"
     "PubsubJid=pubsub.localhost"
     "$@"
   )

@@ -83,6 +83,11 @@ impl Api {
         Self::at(&env("PUSH_API_URL"))
     }
 
+    /// The API of one app by name: `/<app>/api/v1/` on the same server.
+    pub fn app(name: &str) -> Self {
+        Self::at(&format!("{}/{name}/api/v1/", server_root()))
+    }
+
     pub fn at(base: &str) -> Self {
         Api {
             base: base.trim_end_matches('/').to_string() + "/",
@@ -216,6 +221,49 @@ impl Api {
         body["token"] = json!(token);
         self.post("messages/", None, Body::Json(body)).await
     }
+}
+
+/// The scheme, host and port of the API under test.
+fn server_root() -> String {
+    env("PUSH_API_URL")
+        .trim_end_matches('/')
+        .trim_end_matches("/api/v1")
+        .to_string()
+}
+
+/// A sample SNS application event of infra/events/ about `endpoint_arn`.
+pub fn event(name: &str, endpoint_arn: &str) -> Value {
+    let path = format!("{}/../infra/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).expect("sample event");
+    serde_json::from_str(&text.replace("{{ENDPOINT_ARN}}", endpoint_arn)).expect("event JSON")
+}
+
+/// Invokes the feedback function through Lambda's Invoke API: the router's
+/// own (`make test`), or `sam local start-lambda`'s when `LAMBDA_INVOKE_URL`
+/// names one (`make sam-local-test`).
+pub async fn invoke_feedback(api: &Api, event: Value) -> Reply {
+    let root = std::env::var("LAMBDA_INVOKE_URL").unwrap_or_else(|_| server_root());
+    let root = root.trim_end_matches('/');
+    api.send(
+        "POST",
+        &format!("{root}/2015-03-31/functions/FeedbackFunction/invocations"),
+        None,
+        Body::Json(event),
+    )
+    .await
+}
+
+/// Disables an endpoint, as SNS does when the push service rejects its token
+/// (before it reports the failure).
+pub async fn disable(arn: &str) {
+    sns()
+        .await
+        .set_endpoint_attributes()
+        .endpoint_arn(arn)
+        .attributes("Enabled", "false")
+        .send()
+        .await
+        .expect("SetEndpointAttributes");
 }
 
 #[derive(Debug, Clone)]

@@ -9,39 +9,6 @@
 use api_tests::*;
 use serde_json::{json, Value};
 
-fn event(name: &str, endpoint_arn: &str) -> Value {
-    let path = format!("{}/../infra/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(path).expect("sample event");
-    serde_json::from_str(&text.replace("{{ENDPOINT_ARN}}", endpoint_arn)).expect("event JSON")
-}
-
-/// Lambda's Invoke API: the router's own (`make test`), or `sam local
-/// start-lambda`'s when `LAMBDA_INVOKE_URL` names one (`make sam-local-test`).
-async fn invoke_feedback(api: &Api, event: Value) -> Reply {
-    let root = std::env::var("LAMBDA_INVOKE_URL")
-        .unwrap_or_else(|_| api.base.trim_end_matches("/api/v1/").to_string());
-    let root = root.trim_end_matches('/');
-    api.send(
-        "POST",
-        &format!("{root}/2015-03-31/functions/FeedbackFunction/invocations"),
-        None,
-        Body::Json(event),
-    )
-    .await
-}
-
-/// Disables an endpoint, as SNS does before it reports a delivery failure.
-async fn disable(arn: &str) {
-    sns()
-        .await
-        .set_endpoint_attributes()
-        .endpoint_arn(arn)
-        .attributes("Enabled", "false")
-        .send()
-        .await
-        .unwrap();
-}
-
 async fn active(api: &Api, account: &Account, kind: &str, id: &str) -> bool {
     let r = api
         .get(&format!("device/{kind}/{id}/"), Some(&account.key))
@@ -67,11 +34,11 @@ async fn a_delivery_failure_deactivates_the_device_until_it_registers_again() {
     disable(&arn).await;
     let r = invoke_feedback(&api, event("delivery-failure", &arn)).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.json, json!({"records": [{"deactivated": 1}]}));
+    assert_eq!(r.json, json!({"records": [{"deactivated": 1, "settled": 0}]}));
     assert!(!active(&api, &a, "apns", dead["id"].as_str().unwrap()).await);
     // Idempotent: the same event again changes nothing.
     let r = invoke_feedback(&api, event("delivery-failure", &arn)).await;
-    assert_eq!(r.json, json!({"records": [{"deactivated": 0}]}));
+    assert_eq!(r.json, json!({"records": [{"deactivated": 0, "settled": 0}]}));
 
     assert_eq!(api.knock(&whitelist, json!({})).await.status, 202);
     assert_eq!(
@@ -117,7 +84,7 @@ async fn endpoint_updated_acts_only_when_sns_disabled_it_and_deleted_deactivates
     assert!(active(&api, &a, "gcm", id).await);
     disable(&arn).await;
     let r = invoke_feedback(&api, event("endpoint-updated", &arn)).await;
-    assert_eq!(r.json, json!({"records": [{"deactivated": 1}]}));
+    assert_eq!(r.json, json!({"records": [{"deactivated": 1, "settled": 0}]}));
     assert!(!active(&api, &a, "gcm", id).await);
 
     let t2 = apns_token();
@@ -133,7 +100,7 @@ async fn endpoint_updated_acts_only_when_sns_disabled_it_and_deleted_deactivates
         .await
         .unwrap();
     let r = invoke_feedback(&api, event("endpoint-deleted", &arn2)).await;
-    assert_eq!(r.json, json!({"records": [{"deactivated": 1}]}));
+    assert_eq!(r.json, json!({"records": [{"deactivated": 1, "settled": 0}]}));
     assert!(!active(&api, &a, "apns", d2["id"].as_str().unwrap()).await);
 }
 
@@ -159,7 +126,7 @@ async fn malformed_events_change_nothing_and_are_not_retried() {
         ),
     )
     .await;
-    assert_eq!(r.json, json!({"records": [{"deactivated": 0}]}));
+    assert_eq!(r.json, json!({"records": [{"deactivated": 0, "settled": 0}]}));
     assert!(active(&api, &a, "apns", d["id"].as_str().unwrap()).await);
 }
 

@@ -1,6 +1,7 @@
 //! template.yaml is the one source of routes: the local router serves exactly
 //! its routes, and each function's code serves exactly the routes the template
-//! sends it, with and without a trailing slash.
+//! sends it, with and without a trailing slash, for the default app
+//! (`/api/v1/…`) and for every app by name (`/{app}/api/v1/…`).
 
 use std::collections::BTreeSet;
 
@@ -35,6 +36,7 @@ fn every_template_route_has_a_handler_and_every_handler_route_is_in_the_template
         let expected: BTreeSet<String> = code_routes
             .iter()
             .flat_map(|p| [p.to_string(), format!("{p}/")])
+            .flat_map(|p| [format!("/{{app}}{p}"), p])
             .collect();
         assert_eq!(in_template, expected, "{function}");
     }
@@ -78,6 +80,15 @@ fn the_table_has_the_keys_index_and_ttl_the_code_uses() {
         [pair(keys::GSI1PK, "HASH"), pair(keys::GSI1SK, "RANGE")],
         "the index's keys"
     );
+    let gsi2 = indexes
+        .iter()
+        .find(|g| text(g, "IndexName").as_deref() == Some(keys::GSI2))
+        .expect("gsi2");
+    assert_eq!(
+        schema(gsi2),
+        [pair(keys::GSI2PK, "HASH"), pair("gsi2sk", "RANGE")],
+        "the second endpoint's index's keys"
+    );
     let ttl = &props["TimeToLiveSpecification"];
     assert_eq!(text(ttl, "AttributeName").as_deref(), Some(keys::TTL));
     assert_eq!(ttl["Enabled"].as_bool(), Some(true));
@@ -98,7 +109,8 @@ async fn the_router_serves_every_template_route() {
             .replace("{username}", "nobody")
             .replace("{kind}", "apns")
             .replace("{id}", "00000000-0000-0000-0000-000000000000")
-            .replace("{token}", "abc");
+            .replace("{token}", "abc")
+            .replace("{app}", "zom");
         let url = format!("{}{}", api.base.trim_end_matches("/api/v1/"), path);
         // An unauthenticated GET reaches the handler: 401, 200 or 405 — never
         // the router's own 404.
@@ -126,10 +138,22 @@ fn openapi_describes_exactly_the_template_routes() {
             path.as_str().unwrap().to_string()
         })
         .collect();
-    let routed: BTreeSet<String> = routes(&template()).into_iter().map(|r| r.path).collect();
+    // Every app's routes are the default app's under `/{app}`: one more
+    // server in openapi.yaml, not more paths.
+    let routed: BTreeSet<String> = routes(&template())
+        .into_iter()
+        .map(|r| r.path.trim_start_matches("/{app}").to_string())
+        .collect();
     assert_eq!(
         documented, routed,
         "openapi.yaml paths vs template.yaml routes"
+    );
+    let servers = spec["servers"].as_sequence().expect("servers");
+    assert!(
+        servers
+            .iter()
+            .any(|s| s["url"].as_str().is_some_and(|u| u.ends_with("/{app}"))),
+        "openapi.yaml names the per-app base URL"
     );
 }
 

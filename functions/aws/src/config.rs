@@ -78,6 +78,22 @@ impl App {
         })
     }
 
+    /// Every platform application's name must start with `<prefix>-`: the
+    /// functions' IAM policies allow no other (template.yaml).
+    pub fn check_prefix(&self, prefix: &str) -> Result<(), String> {
+        for arn in &self.application_arns {
+            let name = arn.rsplit('/').next().unwrap_or_default();
+            if !name.starts_with(&format!("{prefix}-")) {
+                return Err(format!(
+                    "app {:?}: platform application {name:?} is not named {prefix}-... \
+                     (PlatformApplicationPrefix): this deployment may not use it",
+                    self.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Parses `APPS`: entries `name=ARN[,ARN...]` separated by `;` or
     /// whitespace, each ARN an SNS platform application (`APNS`,
     /// `APNS_SANDBOX` or `GCM`, as the ARN says).
@@ -204,6 +220,11 @@ impl AppConfig {
                 default_app.name
             ));
         }
+        if let Some(prefix) = var("PLATFORM_APPLICATION_PREFIX") {
+            for app in std::iter::once(&default_app).chain(&apps) {
+                app.check_prefix(&prefix)?;
+            }
+        }
         Ok(AppConfig {
             table_name: var("TABLE_NAME").ok_or("TABLE_NAME is not set")?,
             default_app,
@@ -279,17 +300,14 @@ impl Deployment {
         &self.default_app
     }
 
-    /// The app a request's path names: `/api/v1/…` the default app,
-    /// `/<app>/api/v1/…` that app; `None` for an unknown app.
-    pub fn for_path(&self, path: &str) -> Option<&Deps> {
-        if path.starts_with("/api/v1") {
-            return Some(&self.default_app);
+    /// The app a request's route names: its `{app}` path parameter
+    /// (`/{app}/api/v1/…`), or the default app for a route without one
+    /// (`/api/v1/…`); `None` for an unknown app.
+    pub fn app(&self, name: Option<&str>) -> Option<&Deps> {
+        match name {
+            None => Some(&self.default_app),
+            Some(name) => self.by_name.get(name),
         }
-        let (app, rest) = path.strip_prefix('/')?.split_once('/')?;
-        if !rest.starts_with("api/v1") {
-            return None;
-        }
-        self.by_name.get(app)
     }
 
     /// Every app's name, sorted.
@@ -366,7 +384,15 @@ mod tests {
     }
 
     #[test]
-    fn paths_name_their_app() {
+    fn platform_applications_must_carry_the_deployments_prefix() {
+        let app = App::new("zom", vec![APNS.into(), FCM.into()]).unwrap();
+        assert!(app.check_prefix("p").is_ok());
+        let err = app.check_prefix("chatsecure-push").unwrap_err();
+        assert!(err.contains("p-zom-apns"), "{err}");
+    }
+
+    #[test]
+    fn routes_name_their_app() {
         let sdk = SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .build();
@@ -378,18 +404,17 @@ mod tests {
         };
         let d = build_deployment(&sdk, &config);
         let platforms = |deps: &Deps| deps.push.platforms(push_core::model::DeviceKind::Apns);
-        assert_eq!(platforms(d.for_path("/api/v1/tokens/").unwrap()), [Platform::ApnsSandbox]);
+        assert_eq!(platforms(d.app(None).unwrap()), [Platform::ApnsSandbox]);
         assert_eq!(
-            platforms(d.for_path("/chatsecure/api/v1/tokens/").unwrap()),
+            platforms(d.app(Some("chatsecure")).unwrap()),
             [Platform::ApnsSandbox]
         );
         assert_eq!(
-            platforms(d.for_path("/zom/api/v1/messages/").unwrap()),
+            platforms(d.app(Some("zom")).unwrap()),
             [Platform::Apns, Platform::ApnsSandbox]
         );
-        assert!(d.for_path("/nope/api/v1/messages/").is_none());
-        assert!(d.for_path("/zom/messages/").is_none());
-        assert!(d.for_path("/").is_none());
+        assert!(d.app(Some("nope")).is_none());
+        assert!(d.app(Some("")).is_none());
         assert_eq!(d.names(), ["chatsecure", "zom"]);
     }
 }

@@ -84,8 +84,9 @@ pub fn lambda_response(response: ApiResponse) -> Response<Body> {
 }
 
 /// Serves one request with the router of the function named `function`,
-/// with the ports of the app its path names (`/<app>/api/v1/…`; the
-/// default app for `/api/v1/…`). An unknown app is a `404`.
+/// with the ports of the app its route names (the `{app}` of
+/// `/{app}/api/v1/…`; the default app for `/api/v1/…`). An unknown app is a
+/// `404`.
 pub async fn serve<F, Fut>(
     apps: &Deployment,
     req: Request,
@@ -96,7 +97,8 @@ where
     F: FnOnce(Deps, ApiRequest) -> Fut,
     Fut: std::future::Future<Output = Result<ApiResponse, ApiError>>,
 {
-    let result = match (apps.for_path(req.uri().path()), api_request(&req)) {
+    let params = req.path_parameters();
+    let result = match (apps.app(params.first("app")), api_request(&req)) {
         (Some(deps), Some(api)) => route(deps.clone(), api).await,
         _ => Err(ApiError::NotFound),
     };
