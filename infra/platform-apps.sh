@@ -1,50 +1,75 @@
 #!/usr/bin/env bash
-# Creates (or updates) the SNS platform applications ChatSecure Push sends
-# through, and prints the ARNs to pass to `sam deploy`.
+# Creates (or updates) the SNS platform applications of one app, and prints
+# what to pass to `sam deploy`.
 #
 # CloudFormation has no resource for SNS platform applications, so this script
 # does it with the AWS CLI. Run it again to rotate a key: it updates the
-# existing application in place (same ARN, no redeploy needed).
+# existing applications in place (same ARNs, no redeploy needed).
 #
-#   infra/platform-apps.sh \
-#     --name chatsecure-push \
+#   infra/platform-apps.sh --app zom [--prefix chatsecure-push] \
 #     --apns-key AuthKey_ABCDE12345.p8 --key-id ABCDE12345 \
-#     --team-id TEAMID1234 --bundle-id org.chatsecure.ChatSecure \
-#     [--sandbox] [--fcm-service-account firebase-adminsdk.json] \
-#     [--events-topic arn:aws:sns:REGION:ACCOUNT:TOPIC] [--region REGION]
+#     --team-id TEAMID1234 --bundle-id org.chatsecure.Zom \
+#     [--environments production,sandbox] [--fcm-service-account firebase-adminsdk.json] \
+#     [--events-topic arn:aws:sns:REGION:ACCOUNT:TOPIC] [--region REGION] [--default]
 #
-# --sandbox           development builds (APNS_SANDBOX); default production (APNS)
+# --app               the app's short name: its base URL is /<app>/api/v1/
+# --prefix            the stack's PlatformApplicationPrefix (default chatsecure-push);
+#                     the applications are <prefix>-<app>-apns, -apns-sandbox, -fcm
+# --environments      the APNs environments to create, both by default from the one
+#                     .p8 key (APNs token keys sign for both): production (APNS, App
+#                     Store and TestFlight builds), sandbox (APNS_SANDBOX, development
+#                     builds). With both, the server finds each device's environment.
+# --sandbox           the same as --environments sandbox
 # --events-topic      SNS topic for EventDeliveryFailure, EventEndpointUpdated and
 #                     EventEndpointDeleted (where SNS reports dead tokens)
 # --region            the stack's region; default AWS_REGION, then AWS_DEFAULT_REGION
+# --default           print the default app's parameters (served at /api/v1/ too)
+#                     instead of an entry of the Apps parameter
 # The AWS CLI's usual configuration applies (AWS_PROFILE, credentials, ...).
 # Any AWS error stops the script with a non-zero exit and the CLI's message.
 set -euo pipefail
 # A failure inside $(...) stops the script too.
 shopt -s inherit_errexit
 
-name="" apns_key="" key_id="" team_id="" bundle_id="" sandbox=0 fcm="" topic="" region=""
+app="" prefix=chatsecure-push apns_key="" key_id="" team_id="" bundle_id=""
+environments=production,sandbox fcm="" topic="" region="" default=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --name) name=$2; shift 2 ;;
+    --app) app=$2; shift 2 ;;
+    --prefix) prefix=$2; shift 2 ;;
     --apns-key) apns_key=$2; shift 2 ;;
     --key-id) key_id=$2; shift 2 ;;
     --team-id) team_id=$2; shift 2 ;;
     --bundle-id) bundle_id=$2; shift 2 ;;
-    --sandbox) sandbox=1; shift ;;
+    --environments) environments=$2; shift 2 ;;
+    --sandbox) environments=sandbox; shift ;;
+    --default) default=1; shift ;;
     --fcm-service-account) fcm=$2; shift 2 ;;
     --events-topic) topic=$2; shift 2 ;;
     --region) region=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-for required in name apns_key key_id team_id bundle_id; do
+for required in app apns_key key_id team_id bundle_id; do
   if [ -z "${!required}" ]; then
     echo "missing --${required//_/-} (see --help)" >&2
     exit 2
   fi
 done
+# The names the functions accept (functions/aws/src/config.rs).
+[[ "$app" =~ ^[a-z0-9][a-z0-9-]{0,31}$ && "$app" != api ]] ||
+  { echo "--app: 1-32 of a-z, 0-9 and '-', not starting with '-', not \"api\"" >&2; exit 2; }
+[[ "$prefix" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "--prefix: letters, digits, '_', '.', '-'" >&2; exit 2; }
+production=0 sandbox=0
+for environment in ${environments//,/ }; do
+  case "$environment" in
+    production) production=1 ;;
+    sandbox) sandbox=1 ;;
+    *) echo "--environments: production, sandbox or both, not \"$environment\"" >&2; exit 2 ;;
+  esac
+done
+[ $((production + sandbox)) -gt 0 ] || { echo "--environments: name at least one" >&2; exit 2; }
 [ -r "$apns_key" ] || { echo "cannot read the APNs key $apns_key" >&2; exit 2; }
 [ -z "$fcm" ] || [ -r "$fcm" ] || { echo "cannot read the FCM service account $fcm" >&2; exit 2; }
 command -v aws >/dev/null || { echo "the AWS CLI (aws) is required" >&2; exit 2; }
@@ -106,19 +131,40 @@ ensure_app() {
   echo "$arn"
 }
 
-apns_platform=APNS
-[ "$sandbox" = 1 ] && apns_platform=APNS_SANDBOX
+# One .p8 key for both environments: APNs token keys sign for either.
 attributes_file "$workdir/apns.json" \
   "PlatformCredential=@$apns_key" "PlatformPrincipal=$key_id" \
   "ApplePlatformTeamID=$team_id" "ApplePlatformBundleID=$bundle_id" "${events[@]}"
-apns_arn=$(ensure_app "$name-apns" "$apns_platform" "$workdir/apns.json")
-
-gcm_arn=""
+base="$prefix-$app"
+arns=()
+apns_arn="" sandbox_arn="" gcm_arn=""
+if [ "$production" = 1 ]; then
+  apns_arn=$(ensure_app "$base-apns" APNS "$workdir/apns.json")
+  arns+=("$apns_arn")
+fi
+if [ "$sandbox" = 1 ]; then
+  sandbox_arn=$(ensure_app "$base-apns-sandbox" APNS_SANDBOX "$workdir/apns.json")
+  arns+=("$sandbox_arn")
+fi
 if [ -n "$fcm" ]; then
   attributes_file "$workdir/gcm.json" "PlatformCredential=@$fcm" "${events[@]}"
-  gcm_arn=$(ensure_app "$name-fcm" GCM "$workdir/gcm.json")
+  gcm_arn=$(ensure_app "$base-fcm" GCM "$workdir/gcm.json")
+  arns+=("$gcm_arn")
 fi
 
 echo
-echo "Pass these to sam deploy:"
-echo "  --parameter-overrides ApnsPlatformApplicationArn=$apns_arn${gcm_arn:+ GcmPlatformApplicationArn=$gcm_arn}"
+if [ "$default" = 1 ]; then
+  # The default app's APNs parameter takes either environment; the sandbox
+  # one has a parameter of its own when there are both.
+  first_apns=${apns_arn:-$sandbox_arn}
+  second_apns=""
+  [ -n "$apns_arn" ] && second_apns=$sandbox_arn
+  echo "Pass these to sam deploy:"
+  echo "  --parameter-overrides DefaultAppName=$app PlatformApplicationPrefix=$prefix ApnsPlatformApplicationArn=$first_apns${second_apns:+ ApnsSandboxPlatformApplicationArn=$second_apns}${gcm_arn:+ GcmPlatformApplicationArn=$gcm_arn}"
+else
+  entry="$app=$(IFS=,; echo "${arns[*]}")"
+  echo "Add this entry to the Apps parameter of sam deploy (entries are separated by \";\"),"
+  echo "with PlatformApplicationPrefix=$prefix:"
+  echo "  $entry"
+  echo "The app's base URL is then https://<api>/$app/api/v1/."
+fi

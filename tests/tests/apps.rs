@@ -151,7 +151,10 @@ async fn devices_tokens_knocks_and_pushes_stay_in_their_app() {
     // Two devices, one per app: neither took the push token from the other.
     for (api, account, device) in [(&zom, &z, &z_device), (&default, &d, &d_device)] {
         let r = api
-            .get(&format!("device/apns/{}/", device["id"].as_str().unwrap()), Some(&account.key))
+            .get(
+                &format!("device/apns/{}/", device["id"].as_str().unwrap()),
+                Some(&account.key),
+            )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
@@ -188,10 +191,16 @@ async fn devices_tokens_knocks_and_pushes_stay_in_their_app() {
     );
     // Neither does the other app's device id mean anything.
     let z_id = z_device["id"].as_str().unwrap();
-    let r = default.get(&format!("device/apns/{z_id}/"), Some(&d.key)).await;
+    let r = default
+        .get(&format!("device/apns/{z_id}/"), Some(&d.key))
+        .await;
     assert_eq!(r.status, 404);
     let r = default
-        .post("tokens/", Some(&d.key), Body::Json(json!({"apns_device": z_id})))
+        .post(
+            "tokens/",
+            Some(&d.key),
+            Body::Json(json!({"apns_device": z_id})),
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.text);
 
@@ -200,7 +209,10 @@ async fn devices_tokens_knocks_and_pushes_stay_in_their_app() {
     let before = endpoint_on(&push_token, DEFAULT_APNS).await.messages.len();
     assert_eq!(zom.knock(&z_token, json!({})).await.status, 202);
     for application in [ZOM_PRODUCTION, ZOM_SANDBOX] {
-        assert_eq!(endpoint_on(&push_token, application).await.messages.len(), 1);
+        assert_eq!(
+            endpoint_on(&push_token, application).await.messages.len(),
+            1
+        );
     }
     assert_eq!(endpoint_on(&fcm, ZOM_FCM).await.messages.len(), 1);
     assert_eq!(
@@ -214,7 +226,10 @@ async fn devices_tokens_knocks_and_pushes_stay_in_their_app() {
         before + 1
     );
     for application in [ZOM_PRODUCTION, ZOM_SANDBOX] {
-        assert_eq!(endpoint_on(&push_token, application).await.messages.len(), 1);
+        assert_eq!(
+            endpoint_on(&push_token, application).await.messages.len(),
+            1
+        );
     }
     let _ = z_fcm;
 }
@@ -261,22 +276,25 @@ async fn a_sandbox_token_and_a_production_token_each_converge_to_their_environme
         assert_eq!(endpoint_on(&push_token, wrong).await.messages.len(), 1);
 
         let (answer, dead_arn) = apns_rejects(&push_token, wrong).await;
-        assert_eq!(answer, json!({"records": [{"deactivated": 0, "settled": 1}]}));
+        assert_eq!(
+            answer,
+            json!({"records": [{"deactivated": 0, "settled": 1}]})
+        );
         // Converged: the wrong environment's endpoint is gone ...
         assert_eq!(applications_of(&push_token).await, [right]);
         // ... and every knock is exactly one push, in the right one.
         let pushed_before = all_messages_for(&push_token).await;
         for n in 1..=2 {
             assert_eq!(zom().knock(&token, json!({})).await.status, 202);
-            assert_eq!(
-                endpoint_on(&push_token, right).await.messages.len(),
-                1 + n
-            );
+            assert_eq!(endpoint_on(&push_token, right).await.messages.len(), 1 + n);
             assert_eq!(all_messages_for(&push_token).await, pushed_before + n);
         }
         // SNS's other report of the same rejection changes nothing more.
         let r = invoke_feedback(&zom(), event("endpoint-updated", &dead_arn)).await;
-        assert_eq!(r.json, json!({"records": [{"deactivated": 0, "settled": 0}]}));
+        assert_eq!(
+            r.json,
+            json!({"records": [{"deactivated": 0, "settled": 0}]})
+        );
         assert_eq!(applications_of(&push_token).await, [right]);
     }
 }
@@ -290,9 +308,15 @@ async fn a_knock_that_finds_one_environment_dead_delivers_through_the_other_and_
     disable(&endpoint_on(&push_token, ZOM_PRODUCTION).await.arn).await;
     assert_eq!(zom().knock(&token, json!({})).await.status, 202);
     assert_eq!(applications_of(&push_token).await, [ZOM_SANDBOX]);
-    assert_eq!(endpoint_on(&push_token, ZOM_SANDBOX).await.messages.len(), 1);
+    assert_eq!(
+        endpoint_on(&push_token, ZOM_SANDBOX).await.messages.len(),
+        1
+    );
     assert_eq!(zom().knock(&token, json!({})).await.status, 202);
-    assert_eq!(endpoint_on(&push_token, ZOM_SANDBOX).await.messages.len(), 2);
+    assert_eq!(
+        endpoint_on(&push_token, ZOM_SANDBOX).await.messages.len(),
+        2
+    );
     assert_eq!(all_messages_for(&push_token).await, 2);
 }
 
@@ -301,7 +325,10 @@ async fn a_settled_device_stays_settled_when_its_app_registers_again() {
     let a = zom().signup().await;
     let (token, push_token) = iphone_at_zom(&a).await;
     let (answer, _) = apns_rejects(&push_token, ZOM_SANDBOX).await;
-    assert_eq!(answer, json!({"records": [{"deactivated": 0, "settled": 1}]}));
+    assert_eq!(
+        answer,
+        json!({"records": [{"deactivated": 0, "settled": 1}]})
+    );
     // Apps register on every launch: same push token, same device.
     let r = register(&zom(), &a, "apns", json!({"registration_id": push_token})).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -324,7 +351,9 @@ async fn a_client_may_name_its_environment_and_gets_one_endpoint() {
         .await;
         assert_eq!(r.status, 201, "{}", r.text);
         assert_eq!(applications_of(&push_token).await, [application]);
-        let token = zom().token(&a, "apns", r.json["id"].as_str().unwrap()).await;
+        let token = zom()
+            .token(&a, "apns", r.json["id"].as_str().unwrap())
+            .await;
         assert_eq!(zom().knock(&token, json!({})).await.status, 202);
         assert_eq!(all_messages_for(&push_token).await, 1);
     }
@@ -332,8 +361,18 @@ async fn a_client_may_name_its_environment_and_gets_one_endpoint() {
     // (the default app has the sandbox only), is refused and creates nothing.
     let d = Api::new().signup().await;
     for (api, account, value, message) in [
-        (zom(), &a, json!("staging"), "\"staging\" is not a valid choice: \"production\" or \"sandbox\"."),
-        (Api::new(), &d, json!("production"), "This app has no APNs production application: use \"sandbox\"."),
+        (
+            zom(),
+            &a,
+            json!("staging"),
+            "\"staging\" is not a valid choice: \"production\" or \"sandbox\".",
+        ),
+        (
+            Api::new(),
+            &d,
+            json!("production"),
+            "This app has no APNs production application: use \"sandbox\".",
+        ),
     ] {
         let push_token = apns_token();
         let r = register(

@@ -7,10 +7,12 @@ use std::process::Command;
 
 use api_tests::*;
 
-/// Runs the script as an operator would; `env` sets (`Some`) or removes
-/// (`None`) variables of the test's own environment.
+/// Runs the script as an operator would, for app `chat` under the prefix
+/// `prefix`, with `extra` options; `env` sets (`Some`) or removes (`None`)
+/// variables of the test's own environment.
 fn run_platform_apps(
-    name: &str,
+    prefix: &str,
+    extra: &[&str],
     dir: &std::path::Path,
     env: &[(&str, Option<&str>)],
 ) -> std::process::Output {
@@ -22,7 +24,7 @@ fn run_platform_apps(
             env!("CARGO_MANIFEST_DIR"),
             "/../infra/platform-apps.sh"
         ))
-        .args(["--name", name, "--apns-key"])
+        .args(["--prefix", prefix, "--app", "chat", "--apns-key"])
         .arg(dir.join("AuthKey_TESTKEY123.p8"))
         .args([
             "--key-id",
@@ -31,8 +33,8 @@ fn run_platform_apps(
             "TEAM123456",
             "--bundle-id",
             "org.example.chat",
-            "--sandbox",
         ])
+        .args(extra)
         .arg("--fcm-service-account")
         .arg(dir.join("service-account.json"))
         .args([
@@ -68,7 +70,12 @@ async fn platform_apps_script_takes_the_region_from_aws_region_and_fails_loudly(
     let name = format!("r{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     // AWS_REGION alone, as the README says (the CLI itself reads only
     // AWS_DEFAULT_REGION).
-    let ok = run_platform_apps(&name, &dir, &[("AWS_DEFAULT_REGION", None)]);
+    let ok = run_platform_apps(
+        &name,
+        &["--sandbox", "--default"],
+        &dir,
+        &[("AWS_DEFAULT_REGION", None)],
+    );
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(
         ok.status.success(),
@@ -76,12 +83,13 @@ async fn platform_apps_script_takes_the_region_from_aws_region_and_fails_loudly(
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(
-        stdout.contains(&format!("ApnsPlatformApplicationArn=arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/{name}-apns")),
+        stdout.contains(&format!("ApnsPlatformApplicationArn=arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/{name}-chat-apns-sandbox")),
         "{stdout}"
     );
     // No region at all: a clear message, a non-zero exit, no ARNs.
     let none = run_platform_apps(
         &name,
+        &["--default"],
         &dir,
         &[("AWS_DEFAULT_REGION", None), ("AWS_REGION", None)],
     );
@@ -96,6 +104,7 @@ async fn platform_apps_script_takes_the_region_from_aws_region_and_fails_loudly(
     let endpoint = format!("http://127.0.0.1:{closed}");
     let down = run_platform_apps(
         &name,
+        &["--default"],
         &dir,
         &[
             ("AWS_ENDPOINT_URL", Some(&endpoint)),
@@ -110,7 +119,7 @@ async fn platform_apps_script_takes_the_region_from_aws_region_and_fails_loudly(
 }
 
 #[tokio::test]
-async fn platform_apps_script_creates_then_updates_in_place() {
+async fn platform_apps_script_creates_both_apns_environments_from_one_key_then_updates_in_place() {
     let dir = std::env::temp_dir().join(format!("platform-apps-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let secret = format!("not-a-real-key-{}", uuid::Uuid::new_v4());
@@ -126,18 +135,30 @@ async fn platform_apps_script_creates_then_updates_in_place() {
     .unwrap();
     let name = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
 
-    let first = run_platform_apps(&name, &dir, &[]);
+    let first = run_platform_apps(&name, &[], &dir, &[]);
     let stdout = String::from_utf8_lossy(&first.stdout).to_string();
     let stderr = String::from_utf8_lossy(&first.stderr).to_string();
     assert!(first.status.success(), "{stdout}\n{stderr}");
-    let apns_arn = format!("arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/{name}-apns");
-    let gcm_arn = format!("arn:aws:sns:us-east-1:123456789012:app/GCM/{name}-fcm");
-    assert!(
-        stdout.contains(&format!("ApnsPlatformApplicationArn={apns_arn}")),
-        "{stdout}"
+    let arn = |platform: &str, suffix: &str| {
+        format!("arn:aws:sns:us-east-1:123456789012:app/{platform}/{name}-chat-{suffix}")
+    };
+    let (apns_arn, sandbox_arn, gcm_arn) = (
+        arn("APNS", "apns"),
+        arn("APNS_SANDBOX", "apns-sandbox"),
+        arn("GCM", "fcm"),
     );
+    // Not the default app: the entry of the Apps parameter, which the
+    // functions read as they are (push_aws::App::parse_list).
+    let entry = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("chat="))
+        .unwrap_or_else(|| panic!("no Apps entry: {stdout}"));
+    assert_eq!(entry, format!("chat={apns_arn},{sandbox_arn},{gcm_arn}"));
+    let apps = push_aws::App::parse_list(entry).expect("a valid Apps entry");
+    apps[0].check_prefix(&name).expect("named with the prefix");
     assert!(
-        stdout.contains(&format!("GcmPlatformApplicationArn={gcm_arn}")),
+        stdout.contains(&format!("PlatformApplicationPrefix={name}")),
         "{stdout}"
     );
     assert!(stderr.contains("created"), "{stderr}");
@@ -167,10 +188,30 @@ async fn platform_apps_script_creates_then_updates_in_place() {
         attrs.get("PlatformPrincipal").map(String::as_str),
         Some("TESTKEY123")
     );
+    // Both environments from the one key.
+    for environment in [&apns_arn, &sandbox_arn] {
+        let attrs = sns
+            .get_platform_application_attributes()
+            .platform_application_arn(environment)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default();
+        assert_eq!(
+            attrs.get("PlatformPrincipal").map(String::as_str),
+            Some("TESTKEY123"),
+            "{environment}"
+        );
+        assert_eq!(
+            attrs.get("ApplePlatformBundleID").map(String::as_str),
+            Some("org.example.chat")
+        );
+    }
 
     // Rotation: run again with a new key; the same applications are updated.
     std::fs::write(dir.join("AuthKey_TESTKEY123.p8"), "rotated key material\n").unwrap();
-    let second = run_platform_apps(&name, &dir, &[]);
+    let second = run_platform_apps(&name, &[], &dir, &[]);
     let stdout2 = String::from_utf8_lossy(&second.stdout).to_string();
     let stderr2 = String::from_utf8_lossy(&second.stderr).to_string();
     assert!(second.status.success(), "{stdout2}\n{stderr2}");
@@ -178,6 +219,16 @@ async fn platform_apps_script_creates_then_updates_in_place() {
         stderr2.contains("updated") && !stderr2.contains("created"),
         "{stderr2}"
     );
-    assert!(stdout2.contains(&apns_arn));
+    assert!(stdout2.contains(&apns_arn) && stdout2.contains(&sandbox_arn));
+    // The default app's parameters, both environments.
+    let default = run_platform_apps(&name, &["--default"], &dir, &[]);
+    let stdout3 = String::from_utf8_lossy(&default.stdout).to_string();
+    assert!(default.status.success(), "{stdout3}");
+    assert!(
+        stdout3.contains(&format!(
+            "DefaultAppName=chat PlatformApplicationPrefix={name} ApnsPlatformApplicationArn={apns_arn} ApnsSandboxPlatformApplicationArn={sandbox_arn} GcmPlatformApplicationArn={gcm_arn}"
+        )),
+        "{stdout3}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -34,11 +34,17 @@ async fn a_delivery_failure_deactivates_the_device_until_it_registers_again() {
     disable(&arn).await;
     let r = invoke_feedback(&api, event("delivery-failure", &arn)).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.json, json!({"records": [{"deactivated": 1, "settled": 0}]}));
+    assert_eq!(
+        r.json,
+        json!({"records": [{"deactivated": 1, "settled": 0}]})
+    );
     assert!(!active(&api, &a, "apns", dead["id"].as_str().unwrap()).await);
     // Idempotent: the same event again changes nothing.
     let r = invoke_feedback(&api, event("delivery-failure", &arn)).await;
-    assert_eq!(r.json, json!({"records": [{"deactivated": 0, "settled": 0}]}));
+    assert_eq!(
+        r.json,
+        json!({"records": [{"deactivated": 0, "settled": 0}]})
+    );
 
     assert_eq!(api.knock(&whitelist, json!({})).await.status, 202);
     assert_eq!(
@@ -84,7 +90,10 @@ async fn endpoint_updated_acts_only_when_sns_disabled_it_and_deleted_deactivates
     assert!(active(&api, &a, "gcm", id).await);
     disable(&arn).await;
     let r = invoke_feedback(&api, event("endpoint-updated", &arn)).await;
-    assert_eq!(r.json, json!({"records": [{"deactivated": 1, "settled": 0}]}));
+    assert_eq!(
+        r.json,
+        json!({"records": [{"deactivated": 1, "settled": 0}]})
+    );
     assert!(!active(&api, &a, "gcm", id).await);
 
     let t2 = apns_token();
@@ -100,7 +109,10 @@ async fn endpoint_updated_acts_only_when_sns_disabled_it_and_deleted_deactivates
         .await
         .unwrap();
     let r = invoke_feedback(&api, event("endpoint-deleted", &arn2)).await;
-    assert_eq!(r.json, json!({"records": [{"deactivated": 1, "settled": 0}]}));
+    assert_eq!(
+        r.json,
+        json!({"records": [{"deactivated": 1, "settled": 0}]})
+    );
     assert!(!active(&api, &a, "apns", d2["id"].as_str().unwrap()).await);
 }
 
@@ -126,7 +138,10 @@ async fn malformed_events_change_nothing_and_are_not_retried() {
         ),
     )
     .await;
-    assert_eq!(r.json, json!({"records": [{"deactivated": 0, "settled": 0}]}));
+    assert_eq!(
+        r.json,
+        json!({"records": [{"deactivated": 0, "settled": 0}]})
+    );
     assert!(active(&api, &a, "apns", d["id"].as_str().unwrap()).await);
 }
 
@@ -192,6 +207,7 @@ mod own_stack {
             "EndpointsDisabled",
             "EndpointsGone",
             "DevicesDeactivated",
+            "DevicesSettled",
             "KnockLatency",
         ] {
             assert!(declared.contains(&name), "{name}");

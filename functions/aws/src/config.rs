@@ -358,7 +358,10 @@ mod tests {
 
     #[test]
     fn apps_are_listed_by_name_and_platform_application_arns() {
-        let apps = App::parse_list(&format!("zom={APNS},{SANDBOX},{FCM}; other={FCM}\nthird={SANDBOX}")).unwrap();
+        let apps = App::parse_list(&format!(
+            "zom={APNS},{SANDBOX},{FCM}; other={FCM}\nthird={SANDBOX}"
+        ))
+        .unwrap();
         assert_eq!(
             apps.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
             ["zom", "other", "third"]
@@ -375,7 +378,10 @@ mod tests {
             (format!("Zom={APNS}"), "app name"),
             (format!("api={APNS}"), "app name"),
             (format!("zom={APNS},{APNS}"), "two APNS"),
-            (format!("zom=arn:aws:sns:us-east-1:1:mytopic"), "not an SNS platform application"),
+            (
+                format!("zom=arn:aws:sns:us-east-1:1:mytopic"),
+                "not an SNS platform application",
+            ),
             (format!("zom={APNS};zom={FCM}"), "twice"),
         ] {
             let err = App::parse_list(&raw).unwrap_err();

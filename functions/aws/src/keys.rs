@@ -66,7 +66,10 @@ pub fn account(ns: &str, username: &str) -> (String, String) {
 }
 
 pub fn email(ns: &str, email: &str) -> (String, String) {
-    (format!("{ns}EMAIL#{}", email.to_lowercase()), "EMAIL".into())
+    (
+        format!("{ns}EMAIL#{}", email.to_lowercase()),
+        "EMAIL".into(),
+    )
 }
 
 pub fn api_key(ns: &str, key_hash: &str) -> (String, String) {
@@ -98,7 +101,10 @@ pub fn endpoint(endpoint_arn: &str) -> String {
 
 /// The service-wide counter of account creations in one fixed window.
 pub fn signup_counter(ns: &str, window: i64) -> (String, String) {
-    (format!("{ns}LIMIT#SIGNUPS"), format!("{LIMIT_PREFIX}{window}"))
+    (
+        format!("{ns}LIMIT#SIGNUPS"),
+        format!("{LIMIT_PREFIX}{window}"),
+    )
 }
 
 /// The counter of sign-ups from one source (a keyed hash of its address).

@@ -119,6 +119,7 @@ pub async fn knock(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErro
             ("EndpointsDisabled", delivery.disabled as f64, "Count"),
             ("EndpointsGone", delivery.gone as f64, "Count"),
             ("DevicesDeactivated", delivery.deactivated as f64, "Count"),
+            ("DevicesSettled", delivery.settled as f64, "Count"),
             ("KnockLatency", latency_ms, "Milliseconds"),
         ],
         &[],

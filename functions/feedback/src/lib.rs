@@ -82,7 +82,10 @@ mod tests {
         let answer = handle(&w.deps, &sample("delivery-failure", &arn))
             .await
             .unwrap();
-        assert_eq!(answer, json!({"records": [{"deactivated": 1, "settled": 0}]}));
+        assert_eq!(
+            answer,
+            json!({"records": [{"deactivated": 1, "settled": 0}]})
+        );
         assert!(!w.store.devices()[0].active);
     }
 
@@ -99,7 +102,10 @@ mod tests {
         let answer = handle(&w.deps, &sample("endpoint-deleted", &arn))
             .await
             .unwrap();
-        assert_eq!(answer, json!({"records": [{"deactivated": 1, "settled": 0}]}));
+        assert_eq!(
+            answer,
+            json!({"records": [{"deactivated": 1, "settled": 0}]})
+        );
     }
 
     #[tokio::test]
@@ -136,7 +142,10 @@ mod tests {
         assert!(device.active);
         assert_eq!(device.endpoint_arn, sandbox);
         assert_eq!(device.alternate_arn, None);
-        assert!(w.push.endpoint(&production).is_none(), "the dead one is deleted");
+        assert!(
+            w.push.endpoint(&production).is_none(),
+            "the dead one is deleted"
+        );
         // The same event again (SNS sends several) finds nothing to do.
         let answer = handle(&w.deps, &sample("endpoint-updated", &production))
             .await
@@ -150,7 +159,10 @@ mod tests {
         let answer = handle(&w.deps, &sample("delivery-failure", &sandbox))
             .await
             .unwrap();
-        assert_eq!(answer, json!({"records": [{"deactivated": 1, "settled": 0}]}));
+        assert_eq!(
+            answer,
+            json!({"records": [{"deactivated": 1, "settled": 0}]})
+        );
         assert!(!w.store.devices()[0].active);
     }
 

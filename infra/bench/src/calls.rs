@@ -106,3 +106,71 @@ pub async fn calls_per_operation(
     }
     knock1
 }
+
+/// The calls of knocks at a second app's base URL (`/zom/api/v1/`, which
+/// has both APNs environments): its knocks cost the default app's DynamoDB
+/// calls, and a device whose environment is unknown one extra publish, until
+/// it settles.
+pub async fn calls_of_apps_and_environments(out: &mut String, c: &Client) {
+    writeln!(out, "\n## AWS calls of a knock by app and APNs environment (counted on the wire)\n\nAt the local stack's second app, `zom` (`/zom/api/v1/`: APNs production and sandbox). The knock's DynamoDB calls are those of the default app's knock above; a device whose APNs environment is unknown gets one publish per environment until one is found dead.\n\n| knock at `/zom/api/v1/`, owner with 1 device | calls |\n| --- | --- |").ok();
+    let zom = Client {
+        base: c.base.replace("/api/v1/", "/zom/api/v1/"),
+        http: c.http.clone(),
+    };
+    let (_, account, _) = zom
+        .call(
+            "POST",
+            "accounts/",
+            None,
+            Some(json!({"username": username(), "password": "p"})),
+        )
+        .await;
+    let key = account["token"].as_str().unwrap_or_default().to_string();
+    // One iPhone whose app names its environment, one whose app does not.
+    let mut whitelist = Vec::new();
+    let mut push_tokens = Vec::new();
+    for environment in [json!("sandbox"), Value::Null] {
+        let push_token = apns_token();
+        let body = json!({"registration_id": push_token, "environment": environment});
+        let (_, device, _) = zom
+            .call("POST", "device/apns/", Some(&key), Some(body))
+            .await;
+        let body = json!({"apns_device": device["id"]});
+        let (_, token, _) = zom.call("POST", "tokens/", Some(&key), Some(body)).await;
+        whitelist.push(token["token"].as_str().unwrap_or_default().to_string());
+        push_tokens.push(push_token);
+    }
+    let knock = |token: String| {
+        let zom = &zom;
+        async move {
+            zom.call("POST", "messages/", None, Some(json!({ "token": token })))
+                .await;
+        }
+    };
+    let named = count_calls(|| knock(whitelist[0].clone())).await;
+    writeln!(
+        out,
+        "| environment named by the app (`sandbox`) | {} |",
+        named.0
+    )
+    .ok();
+    let unknown = count_calls(|| knock(whitelist[1].clone())).await;
+    writeln!(
+        out,
+        "| environment unknown: both endpoints | {} |",
+        unknown.0
+    )
+    .ok();
+    // APNs rejects the token in production: SNS disables that endpoint.
+    if let Some(production) = api_tests::endpoints_for(&push_tokens[1])
+        .await
+        .into_iter()
+        .find(|e| e.arn.contains(":endpoint/APNS/"))
+    {
+        api_tests::disable(&production.arn).await;
+    }
+    let settling = count_calls(|| knock(whitelist[1].clone())).await;
+    writeln!(out, "| the knock that finds production disabled: delivered through the sandbox, device settled | {} |", settling.0).ok();
+    let settled = count_calls(|| knock(whitelist[1].clone())).await;
+    writeln!(out, "| environment settled (sandbox) | {} |", settled.0).ok();
+}

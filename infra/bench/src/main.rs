@@ -59,6 +59,7 @@ async fn main() {
     let fixture = latency::latency(&mut out, &c).await;
     let worst_rss = memory::functions(&mut out, &release, &fixture).await;
     let knock1 = calls::calls_per_operation(&mut out, &c, &fixture).await;
+    calls::calls_of_apps_and_environments(&mut out, &c).await;
 
     // Fan-out and handler CPU, in-process (see `in_process_knocks`).
     writeln!(out, "\n## Knock fan-out (in-process, publishes answered after {SIMULATED_PUBLISH_MS} ms, 50 knocks each)\n\nThe knock handler with the real DynamoDB store on a current-thread Tokio runtime, as the Lambda binaries run it.\n\n| devices | p50 | p99 | p50 relative to 1 device |\n| ---: | ---: | ---: | ---: |").ok();

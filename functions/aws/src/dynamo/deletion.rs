@@ -92,11 +92,19 @@ impl DynamoStore {
         self.delete_all(key_items).await?;
 
         if !email.is_empty() {
-            self.delete_if(key(keys::email(&self.ns, email)), "account_id = :id", account_id)
-                .await?;
+            self.delete_if(
+                key(keys::email(&self.ns, email)),
+                "account_id = :id",
+                account_id,
+            )
+            .await?;
         }
-        self.delete_if(key(keys::account(&self.ns, username)), "id = :id", account_id)
-            .await
+        self.delete_if(
+            key(keys::account(&self.ns, username)),
+            "id = :id",
+            account_id,
+        )
+        .await
     }
 
     /// Deletes an item if `condition` (on `:id`) holds; it not holding is fine.

@@ -110,7 +110,10 @@ impl DeviceStore for DynamoStore {
         kind: DeviceKind,
         registration_id: &str,
     ) -> Result<Option<PushTokenClaim>, PortError> {
-        match self.get(key(keys::claim(&self.ns, kind, registration_id))).await? {
+        match self
+            .get(key(keys::claim(&self.ns, kind, registration_id)))
+            .await?
+        {
             Some(item) => {
                 let c: ClaimItem = from_item(item)?;
                 Ok(Some(PushTokenClaim {

@@ -89,7 +89,9 @@ fn optional(kind: DeviceKind, fields: &mut Fields, registration_id: Option<Strin
 /// The optional `environment` (`"production"` or `"sandbox"`; null or
 /// absent: not known to the client).
 fn environment(fields: &mut Fields) -> Option<Platform> {
-    let raw = fields.opt_string("environment", 32).filter(|r| !r.is_empty())?;
+    let raw = fields
+        .opt_string("environment", 32)
+        .filter(|r| !r.is_empty())?;
     Platform::of_environment(&raw).or_else(|| {
         fields.error(
             "environment",

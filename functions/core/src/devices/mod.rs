@@ -179,8 +179,7 @@ async fn register_attempt(
         let old = device.clone();
         apply_optional(&mut device, input);
         device.active = input.active.unwrap_or(true);
-        let targets =
-            target_platforms(deps, kind, input.environment, settled_platform(&device))?;
+        let targets = target_platforms(deps, kind, input.environment, settled_platform(&device))?;
         let reusable: Vec<&str> = old.endpoints().collect();
         (device.endpoint_arn, device.alternate_arn) =
             ensure_endpoints(deps, registration_id, &targets, &reusable).await?;

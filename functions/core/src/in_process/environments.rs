@@ -75,7 +75,10 @@ async fn an_unknown_environment_gets_both_endpoints_until_one_is_dead() {
     assert_eq!((second.published, second.published_apns), (1, 1));
     assert_eq!(second.settled, 1);
     assert_eq!(platforms(&w), [Platform::ApnsSandbox]);
-    assert!(w.push.endpoint(&production).is_none(), "dead endpoint deleted");
+    assert!(
+        w.push.endpoint(&production).is_none(),
+        "dead endpoint deleted"
+    );
 
     // From then on: exactly one push per knock, in the sandbox.
     let before = w.push.published().len();
@@ -148,8 +151,14 @@ async fn an_environment_the_app_lacks_or_garbage_is_refused_and_changes_nothing(
     );
     let (_, key) = w.store.add_account("alice");
     for (value, message) in [
-        ("production", "This app has no APNs production application: use \"sandbox\"."),
-        ("staging", "\"staging\" is not a valid choice: \"production\" or \"sandbox\"."),
+        (
+            "production",
+            "This app has no APNs production application: use \"sandbox\".",
+        ),
+        (
+            "staging",
+            "\"staging\" is not a valid choice: \"production\" or \"sandbox\".",
+        ),
     ] {
         let (status, body) = register_with(
             &w,
