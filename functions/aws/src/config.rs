@@ -373,13 +373,13 @@ mod tests {
     #[test]
     fn bad_app_lists_are_refused_with_a_reason() {
         for (raw, reason) in [
-            (format!("zom"), "not name=ARN"),
-            (format!("zom="), "no platform application"),
+            ("zom".to_string(), "not name=ARN"),
+            ("zom=".to_string(), "no platform application"),
             (format!("Zom={APNS}"), "app name"),
             (format!("api={APNS}"), "app name"),
             (format!("zom={APNS},{APNS}"), "two APNS"),
             (
-                format!("zom=arn:aws:sns:us-east-1:1:mytopic"),
+                "zom=arn:aws:sns:us-east-1:1:mytopic".to_string(),
                 "not an SNS platform application",
             ),
             (format!("zom={APNS};zom={FCM}"), "twice"),

@@ -6,7 +6,7 @@
 //! | email claim     | `EMAIL#<lower-case email>` | `EMAIL`         |                          |
 //! | API key         | `KEY#<sha256(key)>`        | `KEY`           |                          |
 //! | the account's copy of an API key | `ACCT#<account id>` | `KEY#<sha256(key)>` |      |
-//! | device          | `ACCT#<account id>`        | `DEVICE#<id>`   | `ENDPOINT#<sha256(arn)>` / `DEVICE#<id>` |
+//! | device          | `ACCT#<account id>`        | `DEVICE#<id>`   | `ENDPOINT#<sha256(arn)>` / `DEVICE#<id>`; while its APNs environment is unknown also `gsi2pk` / `gsi2sk`: the same of its sandbox endpoint |
 //! | push-token claim| `PUSH#<kind>#<sha256(tok)>`| `PUSH`          |                          |
 //! | whitelist token (the knock's) | `TOKEN#<token>` | `TOKEN`      |                          |
 //! | whitelist token (the owner's) | `ACCT#<account id>` | `TOKEN#<token>` |                   |
