@@ -218,6 +218,11 @@ start_sam() {
     exit 1
   fi
   echo "Listening on http://127.0.0.1:$api_port/api/v1/"
+  echo "App $DEFAULT_APP_NAME: http://127.0.0.1:$api_port/$DEFAULT_APP_NAME/api/v1/"
+  local app
+  for app in ${APPS//;/ }; do
+    echo "App ${app%%=*}: http://127.0.0.1:$api_port/${app%%=*}/api/v1/"
+  done
   echo "Lambda Invoke API on http://127.0.0.1:$lambda_port (FeedbackFunction)"
 }
 

@@ -123,6 +123,16 @@ async fn accounts_of_one_app_are_unknown_to_another() {
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json["id"], json!(a.id));
+    // Deleting it at zom deletes the zom account alone.
+    let r = zom
+        .delete(&format!("accounts/{}/", a.username), Some(&a.key))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(zom.get("device/apns/", Some(&a.key)).await.status, 401);
+    let r = default
+        .get(&format!("accounts/{}/", a.username), Some(&other_key))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }
 
 #[tokio::test]

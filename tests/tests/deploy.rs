@@ -51,6 +51,19 @@ fn run_platform_apps(
     command.output().expect("run infra/platform-apps.sh")
 }
 
+/// A platform application's attributes, as SNS has them.
+async fn application_attributes(arn: &str) -> std::collections::HashMap<String, String> {
+    sns()
+        .await
+        .get_platform_application_attributes()
+        .platform_application_arn(arn)
+        .send()
+        .await
+        .expect("GetPlatformApplicationAttributes")
+        .attributes
+        .unwrap_or_default()
+}
+
 /// A folder with a stand-in APNs key and FCM service account.
 fn credentials() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("platform-apps-{}", uuid::Uuid::new_v4()));
@@ -167,15 +180,7 @@ async fn platform_apps_script_creates_both_apns_environments_from_one_key_then_u
         "the key is never printed"
     );
 
-    let sns = sns().await;
-    let attrs = sns
-        .get_platform_application_attributes()
-        .platform_application_arn(&apns_arn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap_or_default();
+    let attrs = application_attributes(&apns_arn).await;
     assert_eq!(
         attrs.get("EventDeliveryFailure").map(String::as_str),
         Some("arn:aws:sns:us-east-1:123456789012:push-events")
@@ -190,14 +195,7 @@ async fn platform_apps_script_creates_both_apns_environments_from_one_key_then_u
     );
     // Both environments from the one key.
     for environment in [&apns_arn, &sandbox_arn] {
-        let attrs = sns
-            .get_platform_application_attributes()
-            .platform_application_arn(environment)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap_or_default();
+        let attrs = application_attributes(environment).await;
         assert_eq!(
             attrs.get("PlatformPrincipal").map(String::as_str),
             Some("TESTKEY123"),

@@ -39,8 +39,8 @@ pub struct App {
 }
 
 impl App {
-    /// Checks the name and the ARNs: at least one, each a platform
-    /// application, no platform twice.
+    /// Checks the name and the ARNs: each a platform application, no
+    /// platform twice. (An app without any registers no devices: `400`.)
     pub fn new(name: &str, application_arns: Vec<String>) -> Result<App, String> {
         let valid_name = !name.is_empty()
             && name.len() <= 32
@@ -53,9 +53,6 @@ impl App {
             return Err(format!(
                 "app name {name:?}: 1-32 of a-z, 0-9 and '-', not starting with '-', not \"api\""
             ));
-        }
-        if application_arns.is_empty() {
-            return Err(format!("app {name:?} has no platform application"));
         }
         let mut seen = Vec::new();
         for arn in &application_arns {
@@ -111,7 +108,10 @@ impl App {
                 .map(str::trim)
                 .filter(|a| !a.is_empty())
                 .map(str::to_string)
-                .collect();
+                .collect::<Vec<_>>();
+            if arns.is_empty() {
+                return Err(format!("APPS: app {name:?} has no platform application"));
+            }
             let app = App::new(name.trim(), arns)?;
             if apps.iter().any(|a| a.name == app.name) {
                 return Err(format!("APPS names app {:?} twice", app.name));

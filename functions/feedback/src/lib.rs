@@ -52,6 +52,18 @@ mod tests {
         serde_json::from_str(&text.replace("{{ENDPOINT_ARN}}", arn)).unwrap()
     }
 
+    /// Hands the function sample event `name` about `arn`: the devices it
+    /// deactivated and settled.
+    async fn outcome(w: &World, name: &str, arn: &str) -> (u64, u64) {
+        let answer = handle(&w.deps, &sample(name, arn)).await.unwrap();
+        let record = &answer["records"][0];
+        assert_eq!(answer["records"].as_array().map(Vec::len), Some(1));
+        (
+            record["deactivated"].as_u64().expect("deactivated"),
+            record["settled"].as_u64().expect("settled"),
+        )
+    }
+
     /// A world with one active device on a fresh endpoint; its ARN.
     async fn one_device(w: &World) -> String {
         let arn = w
@@ -79,13 +91,7 @@ mod tests {
         let w = World::new();
         let arn = one_device(&w).await;
         w.push.disable(&arn);
-        let answer = handle(&w.deps, &sample("delivery-failure", &arn))
-            .await
-            .unwrap();
-        assert_eq!(
-            answer,
-            json!({"records": [{"deactivated": 1, "settled": 0}]})
-        );
+        assert_eq!(outcome(&w, "delivery-failure", &arn).await, (1, 0));
         assert!(!w.store.devices()[0].active);
     }
 
@@ -99,13 +105,7 @@ mod tests {
         }
         assert!(w.store.devices()[0].active);
         w.push.remove(&arn);
-        let answer = handle(&w.deps, &sample("endpoint-deleted", &arn))
-            .await
-            .unwrap();
-        assert_eq!(
-            answer,
-            json!({"records": [{"deactivated": 1, "settled": 0}]})
-        );
+        assert_eq!(outcome(&w, "endpoint-deleted", &arn).await, (1, 0));
     }
 
     #[tokio::test]
@@ -131,13 +131,7 @@ mod tests {
         });
         // APNs rejects the token in production: a development build.
         w.push.disable(&production);
-        let answer = handle(&w.deps, &sample("delivery-failure", &production))
-            .await
-            .unwrap();
-        assert_eq!(
-            answer,
-            json!({"records": [{"deactivated": 0, "settled": 1}]})
-        );
+        assert_eq!(outcome(&w, "delivery-failure", &production).await, (0, 1));
         let device = &w.store.devices()[0];
         assert!(device.active);
         assert_eq!(device.endpoint_arn, sandbox);
@@ -147,22 +141,10 @@ mod tests {
             "the dead one is deleted"
         );
         // The same event again (SNS sends several) finds nothing to do.
-        let answer = handle(&w.deps, &sample("endpoint-updated", &production))
-            .await
-            .unwrap();
-        assert_eq!(
-            answer,
-            json!({"records": [{"deactivated": 0, "settled": 0}]})
-        );
+        assert_eq!(outcome(&w, "endpoint-updated", &production).await, (0, 0));
         // Then dead in the sandbox too (the app is gone): deactivated.
         w.push.disable(&sandbox);
-        let answer = handle(&w.deps, &sample("delivery-failure", &sandbox))
-            .await
-            .unwrap();
-        assert_eq!(
-            answer,
-            json!({"records": [{"deactivated": 1, "settled": 0}]})
-        );
+        assert_eq!(outcome(&w, "delivery-failure", &sandbox).await, (1, 0));
         assert!(!w.store.devices()[0].active);
     }
 

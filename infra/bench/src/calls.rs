@@ -117,19 +117,20 @@ pub async fn calls_of_apps_and_environments(out: &mut String, c: &Client) {
         base: c.base.replace("/api/v1/", "/zom/api/v1/"),
         http: c.http.clone(),
     };
-    let (_, account, _) = zom
-        .call(
-            "POST",
-            "accounts/",
-            None,
-            Some(json!({"username": username(), "password": "p"})),
-        )
-        .await;
-    let key = account["token"].as_str().unwrap_or_default().to_string();
-    // One iPhone whose app names its environment, one whose app does not.
+    // Two owners: an iPhone whose app names its environment, and one whose
+    // app does not.
     let mut whitelist = Vec::new();
     let mut push_tokens = Vec::new();
     for environment in [json!("sandbox"), Value::Null] {
+        let (_, account, _) = zom
+            .call(
+                "POST",
+                "accounts/",
+                None,
+                Some(json!({"username": username(), "password": "p"})),
+            )
+            .await;
+        let key = account["token"].as_str().unwrap_or_default().to_string();
         let push_token = apns_token();
         let body = json!({"registration_id": push_token, "environment": environment});
         let (_, device, _) = zom

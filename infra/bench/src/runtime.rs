@@ -140,6 +140,50 @@ pub async fn run_bootstrap(
     events: Vec<Value>,
     env: &[(&str, &str)],
 ) -> Run {
+    run(binary, &[], function, events, env, false).await
+}
+
+/// Runs a bootstrap's init under callgrind (to its first `GET
+/// …/invocation/next`, then SIGTERM, on which callgrind writes its
+/// profile); its instructions by crate.
+pub async fn profile_init(
+    binary: &str,
+    function: &str,
+    env: &[(&str, &str)],
+) -> Result<crate::profile::ByCrate, String> {
+    let file = std::env::temp_dir().join(format!(
+        "bench-{}-init-{function}.callgrind",
+        std::process::id()
+    ));
+    let args = [
+        "--tool=callgrind".to_string(),
+        format!("--callgrind-out-file={}", file.display()),
+        binary.to_string(),
+    ];
+    run(
+        "valgrind",
+        &args,
+        function,
+        vec![event_for(function)],
+        env,
+        true,
+    )
+    .await;
+    let profile = crate::profile::instructions_by_crate(&file);
+    std::fs::remove_file(&file).ok();
+    profile
+}
+
+/// [`run_bootstrap`] of `program` with `args`; `init_only`: stop it with
+/// SIGTERM at its first poll for an event, and wait for it to exit.
+async fn run(
+    program: &str,
+    args: &[String],
+    function: &str,
+    events: Vec<Value>,
+    env: &[(&str, &str)],
+    init_only: bool,
+) -> Run {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (first_tx, first_rx) = tokio::sync::oneshot::channel();
     let (last_tx, last_rx) = tokio::sync::oneshot::channel();
@@ -175,7 +219,8 @@ pub async fn run_bootstrap(
         }
     });
     let start = Instant::now();
-    let mut child = tokio::process::Command::new(binary)
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", function)
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
@@ -188,8 +233,25 @@ pub async fn run_bootstrap(
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn bootstrap");
-    let _ = tokio::time::timeout(Duration::from_secs(10), ready_rx).await;
+    let ready_within = if init_only { 120 } else { 10 };
+    let _ = tokio::time::timeout(Duration::from_secs(ready_within), ready_rx).await;
     let init_ms = start.elapsed().as_secs_f64() * 1000.0;
+    if init_only {
+        if let Some(pid) = child.id() {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(120), child.wait()).await;
+        server.abort();
+        return Run {
+            init_ms,
+            first_ms: init_ms,
+            rss_kib: 0,
+            first_answer: String::new(),
+        };
+    }
     let _ = tokio::time::timeout(Duration::from_secs(10), first_rx).await;
     let first_ms = start.elapsed().as_secs_f64() * 1000.0;
     let _ = tokio::time::timeout(Duration::from_secs(120), last_rx).await;

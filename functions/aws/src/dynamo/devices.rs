@@ -305,7 +305,7 @@ impl DeviceStore for DynamoStore {
         device: &DeviceRecord,
         new_arn: &str,
     ) -> Result<bool, PortError> {
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -314,14 +314,8 @@ impl DeviceStore for DynamoStore {
             .condition_expression("endpoint_arn = :old AND attribute_not_exists(alternate_arn)")
             .expression_attribute_values(":new", s(new_arn))
             .expression_attribute_values(":index", s(keys::endpoint(new_arn)))
-            .expression_attribute_values(":old", s(&device.endpoint_arn))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(port_error("UpdateItem", e)),
-        }
+            .expression_attribute_values(":old", s(&device.endpoint_arn));
+        conditional_update(update).await
     }
     async fn set_device_active(
         &self,
@@ -329,7 +323,7 @@ impl DeviceStore for DynamoStore {
         id: &str,
         active: bool,
     ) -> Result<(), PortError> {
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -337,14 +331,9 @@ impl DeviceStore for DynamoStore {
             .update_expression("SET #active = :active")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#active", "active")
-            .expression_attribute_values(":active", AttributeValue::Bool(active))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if conditional_failed(&e) => Ok(()),
-            Err(e) => Err(port_error("UpdateItem", e)),
-        }
+            .expression_attribute_values(":active", AttributeValue::Bool(active));
+        // A device gone meanwhile needs no switching off.
+        conditional_update(update).await.map(|_| ())
     }
     async fn devices_by_endpoint(
         &self,
@@ -368,7 +357,7 @@ impl DeviceStore for DynamoStore {
         Ok(devices)
     }
     async fn deactivate_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -380,14 +369,8 @@ impl DeviceStore for DynamoStore {
             .expression_attribute_names("#active", "active")
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":arn", s(&device.endpoint_arn))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(port_error("UpdateItem", e)),
-        }
+            .expression_attribute_values(":arn", s(&device.endpoint_arn));
+        conditional_update(update).await
     }
     async fn drop_endpoint(
         &self,
@@ -404,7 +387,7 @@ impl DeviceStore for DynamoStore {
         } else {
             return Ok(false);
         };
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -416,13 +399,7 @@ impl DeviceStore for DynamoStore {
             .expression_attribute_values(":keep", s(keep))
             .expression_attribute_values(":index", s(keys::endpoint(keep)))
             .expression_attribute_values(":first", s(&device.endpoint_arn))
-            .expression_attribute_values(":second", s(alternate))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(port_error("UpdateItem", e)),
-        }
+            .expression_attribute_values(":second", s(alternate));
+        conditional_update(update).await
     }
 }

@@ -58,6 +58,17 @@ pub(crate) fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, P
     serde_dynamo::from_item(item).map_err(|e| PortError::Internal(format!("item decoding: {e}")))
 }
 
+/// Sends a conditional `UpdateItem`: `false` when its condition failed.
+pub(crate) async fn conditional_update(
+    update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+) -> Result<bool, PortError> {
+    match update.send().await {
+        Ok(_) => Ok(true),
+        Err(e) if conditional_failed(&e) => Ok(false),
+        Err(e) => Err(port_error("UpdateItem", e)),
+    }
+}
+
 pub(crate) fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
     PortError::Internal(format!("request building: {e}"))
 }
