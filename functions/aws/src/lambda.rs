@@ -105,8 +105,39 @@ where
     lambda_response(respond(function, result))
 }
 
+/// The system's CA bundles, one file each, where Amazon Linux 2023 (the
+/// `provided.al2023` runtime), Debian and Alpine keep them.
+const CA_BUNDLES: &[&str] = &[
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// The SDK's HTTPS client loads the trusted roots when each AWS client is
+/// built (`rustls-native-certs`): the system's CA bundle *and* every file of
+/// its certificate directory, which on Amazon Linux 2023 and Debian hold the
+/// same certificates again, each PEM-decoded with a constant-time base64
+/// decoder — most of a cold start's own work (docs/BENCHMARKS.md, "Where it
+/// goes"). Unless `SSL_CERT_FILE` or `SSL_CERT_DIR` says otherwise, point it
+/// at the bundle alone: the same roots, read once. Only an existing bundle
+/// is named; without one the usual search applies.
+///
+/// Called before anything else runs: it sets a process environment variable.
+pub fn prefer_one_ca_bundle() -> Option<&'static str> {
+    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
+        return None;
+    }
+    let bundle = CA_BUNDLES
+        .iter()
+        .copied()
+        .find(|b| std::path::Path::new(b).is_file())?;
+    std::env::set_var("SSL_CERT_FILE", bundle);
+    Some(bundle)
+}
+
 /// Configuration from the environment and the AWS clients, built once.
 pub async fn deployment_from_env() -> Result<Deployment, String> {
+    prefer_one_ca_bundle();
     let config = AppConfig::from_env()?;
     let sdk = load_sdk_config().await;
     Ok(build_deployment(&sdk, &config))

@@ -100,7 +100,15 @@ pub fn bytes_by_crate(binary: &Path) -> Result<ByCrate, String> {
         let Ok(size) = size.parse::<f64>() else {
             continue;
         };
-        *by_crate.entry(crate_of(symbol)).or_default() += size;
+        let mut name = crate_of(symbol);
+        if name.starts_with('(') {
+            name = if symbol.starts_with("aws_lc_") {
+                "aws-lc (C: the TLS crypto)".into()
+            } else {
+                "other C and assembly (mostly aws-lc's tables and routines)".into()
+            };
+        }
+        *by_crate.entry(name).or_default() += size;
     }
     if by_crate.is_empty() {
         return Err(format!("no symbols in {} (stripped?)", binary.display()));

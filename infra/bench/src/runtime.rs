@@ -219,8 +219,12 @@ async fn run(
         }
     });
     let start = Instant::now();
+    // Lambda sets neither: a host's own choice of roots (this one sets both)
+    // must not stand in for the functions'.
     let mut child = tokio::process::Command::new(program)
         .args(args)
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", function)
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
@@ -308,7 +312,7 @@ pub struct ColdStart {
 /// The cold-start table: every function and the floors, measured side by
 /// side in this run (median of 15 fresh starts each).
 pub async fn cold_starts(out: &mut String, release: &str) -> ColdStart {
-    writeln!(out, "\n## Cold start against the floor\n\nEach `bootstrap` started fresh against a Lambda Runtime API stub, median of 15 starts (x86_64, `perf` profile): **init** = process start to its first `GET …/invocation/next` (configuration read, AWS clients built); **first response** = to the answer of a first request that needs no AWS call. The floors are the smallest functions possible with the same crates and profile (`infra/floor`): `lambda_http` answering a constant (for the HTTP functions), `lambda_runtime` answering a constant (for `feedback`), measured in the same run. Ratio = function ÷ its floor. The last row starts `knock` with an empty certificate directory: the difference is what reading this host's `/etc/ssl/certs` (every file in it) costs at start-up.\n\n| function | init | × floor | first response | × floor |\n| --- | ---: | ---: | ---: | ---: |").ok();
+    writeln!(out, "\n## Cold start against the floor\n\nEach `bootstrap` started fresh against a Lambda Runtime API stub, median of 15 starts (x86_64, `perf` profile): **init** = process start to its first `GET …/invocation/next` (configuration read, AWS clients built); **first response** = to the answer of a first request that needs no AWS call. The floors are the smallest functions possible with the same crates and profile (`infra/floor`): `lambda_http` answering a constant (for the HTTP functions), `lambda_runtime` answering a constant (for `feedback`), measured in the same run. Ratio = function ÷ its floor. The functions read the system's CA bundle alone (`push_aws::lambda::prefer_one_ca_bundle`); the last two rows start `knock` reading the bundle and the whole certificate directory (rustls-native-certs' own search), and with no trusted root at all: the span is what the roots cost.\n\n| function | init | × floor | first response | × floor |\n| --- | ---: | ---: | ---: | ---: |").ok();
     let http_event = event_for("knock");
     let sns_event = event_for("feedback");
     let http_floor = cold(
@@ -401,28 +405,33 @@ pub async fn cold_starts(out: &mut String, release: &str) -> ColdStart {
         first / http_floor.1
     )
     .ok();
-    // Where the time goes: the HTTPS client loads the system's root
-    // certificates at start-up (rustls-native-certs), the bundle file and
-    // every file of the certificate directory. The same start with an empty
-    // directory shows that part's cost.
+    // What the trusted roots cost: the functions read the system's CA
+    // bundle alone (`push_aws::lambda::prefer_one_ca_bundle`); without that
+    // choice (`SSL_CERT_DIR` naming the system's certificate directory, the
+    // bundle file as before) rustls-native-certs reads the directory's every
+    // file too; with no root at all (an empty directory) is what the code
+    // costs without them.
     let empty = std::env::temp_dir().join("bench-empty-cert-dir");
     let _ = std::fs::create_dir_all(&empty);
     let empty = empty.to_string_lossy().to_string();
     let knock = format!("{release}/knock");
-    let (init, first) = cold(
-        &knock,
-        "knock",
-        &http_event,
-        &[("SSL_CERT_DIR", &empty)],
-        "\"statusCode\":200",
-    )
-    .await;
-    writeln!(
-        out,
-        "| knock, `SSL_CERT_DIR` empty (the bundle file only) | {init:.1} ms | {:.2}× | {first:.1} ms | {:.2}× |",
-        init / http_floor.0,
-        first / http_floor.1
-    )
-    .ok();
+    let system = [
+        ("SSL_CERT_DIR", "/etc/ssl/certs"),
+        ("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"),
+    ];
+    let none = [("SSL_CERT_DIR", empty.as_str())];
+    for (label, env) in [
+        ("knock, reading the bundle *and* the certificate directory (what rustls-native-certs does unless told)", &system[..]),
+        ("knock, no trusted root at all (an empty certificate directory)", &none[..]),
+    ] {
+        let (init, first) = cold(&knock, "knock", &http_event, env, "\"statusCode\":200").await;
+        writeln!(
+            out,
+            "| {label} | {init:.1} ms | {:.2}× | {first:.1} ms | {:.2}× |",
+            init / http_floor.0,
+            first / http_floor.1
+        )
+        .ok();
+    }
     result
 }
