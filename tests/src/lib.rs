@@ -449,6 +449,7 @@ pub async fn all_messages_for(token: &str) -> usize {
 /// (`EMULATOR_FAULT_RATE`), reading the emulator's state must not fail.
 async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(push_aws::config::https_client())
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(10))
         .load()
         .await

@@ -269,10 +269,21 @@ fn limit_from_env(
     Ok(())
 }
 
+/// The SDK's HTTPS client: rustls with ring for its crypto (one provider; the
+/// SDK's default, aws-lc, is C code that makes each function ~2 MB larger),
+/// the system's trusted roots.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// The SDK configuration: standard sources, bounded retries and timeouts so a
 /// slow dependency becomes a `503` well before the Lambda's own timeout.
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .timeout_config(
             TimeoutConfig::builder()
