@@ -105,7 +105,7 @@ pub fn bytes_by_crate(binary: &Path) -> Result<ByCrate, String> {
             name = if symbol.starts_with("aws_lc_") {
                 "aws-lc (C: the TLS crypto)".into()
             } else {
-                "other C and assembly (mostly aws-lc's tables and routines)".into()
+                "C and assembly (ring's crypto routines and tables, libc)".into()
             };
         }
         *by_crate.entry(name).or_default() += size;
@@ -145,9 +145,10 @@ pub fn summary(rows: &[(String, f64)], unit: &str, scale: f64, n: usize) -> Stri
         .filter(|(name, _)| name != "everything else")
         .take(n)
         .map(|(name, v)| {
+            let amount = v / scale;
+            let digits = usize::from(amount.abs() < 10.0);
             format!(
-                "{name} {:.0} {unit} ({:.0} %)",
-                v / scale,
+                "{name} {amount:.digits$} {unit} ({:.0} %)",
                 100.0 * v / total.max(1.0)
             )
         })
