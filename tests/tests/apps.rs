@@ -156,7 +156,7 @@ async fn devices_tokens_knocks_and_pushes_stay_in_their_app() {
         ..z.clone()
     };
     let z_device = zom.device(&z, "apns", &push_token).await;
-    let z_fcm = zom.device(&z, "gcm", &fcm).await;
+    zom.device(&z, "gcm", &fcm).await;
     let d_device = default.device(&d, "apns", &push_token).await;
     // Two devices, one per app: neither took the push token from the other.
     for (api, account, device) in [(&zom, &z, &z_device), (&default, &d, &d_device)] {
@@ -241,7 +241,6 @@ async fn devices_tokens_knocks_and_pushes_stay_in_their_app() {
             1
         );
     }
-    let _ = z_fcm;
 }
 
 /// Registers an iPhone at zom without naming its environment; returns the

@@ -85,9 +85,7 @@ pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortE
     for device in deps.store.devices_by_endpoint(arn).await? {
         if device.alternate_arn.is_some() {
             // One of its two environments is dead: it is in the other.
-            if device.endpoints().any(|e| e == arn)
-                && crate::devices::settle_environment(deps, &device, arn).await?
-            {
+            if crate::devices::settle_environment(deps, &device, arn).await? {
                 settled += 1;
             }
         } else if device.endpoint_arn == arn

@@ -333,10 +333,8 @@ async fn publish_to(
 /// is gone or changed meanwhile, the push is not sent (`Gone`), and nothing
 /// is deleted — the new endpoint may be another device's by now.
 async fn reattach(deps: &Deps, device: &DeviceRecord, push: &Push) -> Result<Sent, PublishError> {
-    // On the platform the old endpoint was on.
-    let platform = Platform::of_arn(&device.endpoint_arn)
-        .or_else(|| deps.push.platforms(device.kind).first().copied())
-        .ok_or(PublishError::Gone)?;
+    // On the platform the old endpoint was on (every endpoint ARN names it).
+    let platform = Platform::of_arn(&device.endpoint_arn).ok_or(PublishError::Gone)?;
     let arn = deps
         .push
         .ensure_endpoint(platform, &device.registration_id, None)

@@ -151,6 +151,19 @@ impl DeviceRecord {
     pub fn endpoints(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.endpoint_arn.as_str()).chain(self.alternate_arn.as_deref())
     }
+
+    /// With two endpoints, the one that is not `dead_arn` (if that is the
+    /// other): the endpoint the device keeps when it settles.
+    pub fn survivor(&self, dead_arn: &str) -> Option<&str> {
+        let alternate = self.alternate_arn.as_deref()?;
+        if dead_arn == self.endpoint_arn {
+            Some(alternate)
+        } else if dead_arn == alternate {
+            Some(&self.endpoint_arn)
+        } else {
+            None
+        }
+    }
 }
 
 /// Which device currently holds a push token (one device in the whole service).

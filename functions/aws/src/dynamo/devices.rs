@@ -377,14 +377,8 @@ impl DeviceStore for DynamoStore {
         device: &DeviceRecord,
         dead_arn: &str,
     ) -> Result<bool, PortError> {
-        let Some(alternate) = &device.alternate_arn else {
-            return Ok(false);
-        };
-        let keep = if dead_arn == device.endpoint_arn {
-            alternate
-        } else if dead_arn == alternate {
-            &device.endpoint_arn
-        } else {
+        let (Some(keep), Some(alternate)) = (device.survivor(dead_arn), &device.alternate_arn)
+        else {
             return Ok(false);
         };
         let update = self

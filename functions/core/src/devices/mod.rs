@@ -373,35 +373,29 @@ async fn update_attempt(
         .registration_id
         .clone()
         .filter(|t| *t != device.registration_id);
-    if new_token.is_none() && input.environment.is_some() {
-        // The client names its APNs environment for the same push token.
+    // A new push token (its environment unknown again, unless named), or the
+    // same one with its APNs environment named: the endpoints are chosen anew.
+    if new_token.is_some() || input.environment.is_some() {
         kind_supported(deps, kind)?;
         let targets = target_platforms(deps, kind, input.environment, None)?;
-        let reusable: Vec<&str> = old.endpoints().collect();
-        (write.device.endpoint_arn, write.device.alternate_arn) =
-            ensure_endpoints(deps, &old.registration_id, &targets, &reusable).await?;
-    }
-    if let Some(token) = &new_token {
-        kind_supported(deps, kind)?;
-        // A new push token: its environment is unknown again, unless named.
-        let targets = target_platforms(deps, kind, input.environment, None)?;
-        let claim = deps.store.get_claim(kind, token).await?;
-        write.claim = match claim {
-            None => ClaimChange::Create,
-            Some(c) if c.device_id == device.id => ClaimChange::Keep,
-            Some(c) => ClaimChange::TakeFrom(c),
-        };
-        // A token nobody holds: move our endpoint to it (AWS's practice).
-        // A token another device holds: that device's endpoint already
-        // carries it, so adopt that one and retire ours.
+        if let Some(token) = &new_token {
+            write.claim = match deps.store.get_claim(kind, token).await? {
+                None => ClaimChange::Create,
+                Some(c) if c.device_id == device.id => ClaimChange::Keep,
+                Some(c) => ClaimChange::TakeFrom(c),
+            };
+            write.release_claim_of = Some(device.registration_id.clone());
+            write.device.registration_id = token.clone();
+        }
+        // A token nobody holds: move our endpoints to it (AWS's practice).
+        // A token another device holds: that device's endpoints already
+        // carry it, so adopt those and retire ours.
         let reusable: Vec<&str> = match write.claim {
             ClaimChange::TakeFrom(_) => vec![],
             _ => old.endpoints().collect(),
         };
         (write.device.endpoint_arn, write.device.alternate_arn) =
-            ensure_endpoints(deps, token, &targets, &reusable).await?;
-        write.release_claim_of = Some(device.registration_id.clone());
-        write.device.registration_id = token.clone();
+            ensure_endpoints(deps, &write.device.registration_id, &targets, &reusable).await?;
     }
     deps.store.save_device(&write).await?;
     delete_dropped_endpoints(deps, &old, &write.device).await?;

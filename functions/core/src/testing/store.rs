@@ -332,14 +332,7 @@ impl DeviceStore for MemoryStore {
     ) -> Result<bool, PortError> {
         self.call("drop_endpoint").await?;
         let mut t = self.tables();
-        let Some(alternate) = &device.alternate_arn else {
-            return Ok(false);
-        };
-        let keep = if dead_arn == device.endpoint_arn {
-            alternate.clone()
-        } else if dead_arn == alternate {
-            device.endpoint_arn.clone()
-        } else {
+        let Some(keep) = device.survivor(dead_arn) else {
             return Ok(false);
         };
         match t
@@ -350,7 +343,7 @@ impl DeviceStore for MemoryStore {
                 if d.endpoint_arn == device.endpoint_arn
                     && d.alternate_arn == device.alternate_arn =>
             {
-                d.endpoint_arn = keep;
+                d.endpoint_arn = keep.to_string();
                 d.alternate_arn = None;
                 Ok(true)
             }
