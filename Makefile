@@ -1,5 +1,5 @@
 # The commands of the README. Each installs what is missing first.
-.PHONY: unused-deps run test test-faults sam-local sam-local-test sam-invoke bench fuzz lint lint-template fmt check deploy-tools package
+.PHONY: unused-deps run test test-faults sam-local sam-local-test sam-invoke bench explore fuzz lint lint-template fmt check deploy-tools package
 
 export SAM_CLI_TELEMETRY := 0
 
@@ -11,10 +11,11 @@ run:
 test:
 	infra/local/stack.sh test
 
-## The whole suite with 5 % of DynamoDB and SNS calls failing (throttling, internal errors):
-## tests expecting success may see 503; the run fails only if any request was answered 500.
+## The whole suite with 5 % of DynamoDB and SNS calls failing (throttling, internal errors)
+## and 5 % of writes applied with their answers lost: tests expecting success may see 503;
+## the run fails if any request was answered 500 or a fault test (no double count) fails.
 test-faults:
-	EMULATOR_FAULT_RATE=$${EMULATOR_FAULT_RATE:-0.05} infra/local/stack.sh test
+	EMULATOR_FAULT_RATE=$${EMULATOR_FAULT_RATE:-0.05} EMULATOR_APPLIED_FAULT_RATE=$${EMULATOR_APPLIED_FAULT_RATE:-0.05} infra/local/stack.sh test
 
 ## The functions in Docker containers through `sam local start-api` (and `start-lambda`), against
 ## the emulator; installs and starts Docker if needed (root). Ctrl-C stops everything it started.
@@ -35,6 +36,11 @@ sam-invoke:
 ## environment runs the cold-start table alone.
 bench:
 	infra/local/stack.sh bench
+
+## The explorer: seeded clients through the real handlers, invariants at every quiescent point, e.g.
+## make explore SEED=7 STEPS=100000 MODE=memory (replayable) or MODE=emulator (starts its own emulator).
+explore:
+	SEED=$(SEED) STEPS=$(STEPS) MODE=$(MODE) SEEDS=$(SEEDS) CLIENTS=$(CLIENTS) infra/explore/run.sh
 
 ## Fuzz a running `make run` stack with schemathesis (openapi.yaml); make test does this too.
 fuzz:

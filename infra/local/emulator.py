@@ -25,7 +25,10 @@ registered with two apps (or both APNs environments of one) has two endpoints.
 
 In front of that lock stands `fidelity.Fidelity`, which models what real
 DynamoDB and SNS do and moto does not: transaction conflicts (on by default),
-injected faults and index lag (switches; see that module).
+idempotent transactions (`ClientRequestToken`), injected faults (before or
+after a request is applied), latency and index lag (switches, also settable
+at run time through `/fidelity/settings`; see that module). Its delays are
+taken outside the lock.
 
 Usage: python emulator.py HOST PORT
 """

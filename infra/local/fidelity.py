@@ -1,5 +1,8 @@
 """What real DynamoDB and SNS do that moto does not: a WSGI layer in front of
-the emulator that models them (docs/ARCHITECTURE.md, "The local AWS").
+the emulator that models them (docs/ARCHITECTURE.md, "The emulator").
+
+Every switch is an environment variable read at start, and can be changed
+while the emulator runs (below, "Control").
 
 - **Transaction conflicts** (on unless EMULATOR_CONFLICTS=0). While a request
   is in flight (queued behind the emulator's lock or running), the items it
@@ -12,17 +15,59 @@ the emulator that models them (docs/ARCHITECTURE.md, "The local AWS").
 - **Faults** (EMULATOR_FAULT_RATE, a probability, default 0): data-plane
   requests fail before they are applied with `ThrottlingException`,
   `ProvisionedThroughputExceededException` or `InternalServerError`
-  (DynamoDB), `Throttled` or `InternalError` (SNS).
+  (DynamoDB), `Throttled` or `InternalError` (SNS). A `TransactWriteItems`
+  can also fail (one fault in four) as DynamoDB throttles a transaction:
+  `TransactionCanceledException` whose `CancellationReasons` carry
+  `ThrottlingError` or `ProvisionedThroughputExceeded` at one item's
+  position and `None` at the others.
+- **Applied, then the answer lost** (EMULATOR_APPLIED_FAULT_RATE, a
+  probability, default 0): that share of the successful `PutItem`,
+  `UpdateItem`, `DeleteItem`, `TransactWriteItems` (DynamoDB) and
+  `CreatePlatformEndpoint`, `SetEndpointAttributes`, `DeleteEndpoint`,
+  `Publish` (SNS) is applied, and the client gets `500 InternalServerError`
+  (DynamoDB) or `500 InternalError` (SNS) instead of the answer. A share of
+  those (EMULATOR_APPLIED_TIMEOUT_SHARE, default 0.1) holds that 500 for
+  EMULATOR_APPLIED_TIMEOUT_MS (default 2500, longer than the Rust SDK's 2 s
+  attempt timeout), so the client times out first. The held items are
+  released, and the emulator's lock is free, while the answer is held.
+- **Idempotent transactions** (always on): a `TransactWriteItems` whose
+  `ClientRequestToken` succeeded within the last EMULATOR_IDEMPOTENCY_WINDOW_S
+  seconds (default 600, DynamoDB's 10 minutes) is answered as that first
+  time, without being applied again, if the request is the same (its JSON,
+  keys sorted); with other parameters it fails with
+  `IdempotentParameterMismatchException`. While a request with that token is
+  in flight, another gets `TransactionInProgressException`. A token whose
+  transaction failed or was cancelled is not remembered: its retry is applied.
+  `POST /moto-api/reset` forgets every token.
+- **Latency** (EMULATOR_DYNAMODB_LATENCY_MS, EMULATOR_SNS_LATENCY_MS, default
+  0): every DynamoDB or SNS call waits `FIXED` or `FIXED+RANDOM` ms (`1900`;
+  `0+40` is 0 ms plus a uniform 0..40 ms) before it is served, outside the
+  emulator's lock: concurrent calls overlap and finish in varied order.
 - **Index lag** (EMULATOR_INDEX_LAG_MS, default 0): a `Query` of a global
   secondary index does not see items written within that many milliseconds.
 - **Refused push tokens** (EMULATOR_REFUSED_TOKEN_PREFIX, default off): SNS
   answers `CreatePlatformEndpoint` for a token starting with it with
   `InvalidParameter`, as it does for tokens the push service rejects (moto
   accepts every token).
+
+Control: `GET /fidelity/settings` answers every switch as JSON;
+`POST /fidelity/settings` with a JSON object of some of them changes those
+(all or none: a bad value is a 400 and changes nothing) and answers them all:
+
+    {"conflicts": true, "fault_rate": 0.0, "applied_fault_rate": 0.0,
+     "applied_timeout_share": 0.1, "applied_timeout_ms": 2500,
+     "idempotency_window_s": 600, "index_lag_ms": 0,
+     "dynamodb_latency_ms": "0", "sns_latency_ms": "0+40",
+     "refused_token_prefix": ""}
+
+Latencies may also be given as numbers (fixed ms). Requests to `/fidelity/`
+are never delayed or faulted. A request uses the switches as they were when
+it arrived.
 """
 
 import io
 import json
+import math
 import os
 import random
 import threading
@@ -39,10 +84,16 @@ DYNAMO_DATA_OPS = SINGLE_WRITES + (
     "TransactWriteItems",
     "BatchWriteItem",
 )
+DYNAMO_APPLIED_OPS = SINGLE_WRITES + ("TransactWriteItems",)
 DYNAMO_FAULTS = (
     (400, "ThrottlingException", "Rate of requests exceeds the allowed throughput."),
     (400, "ProvisionedThroughputExceededException", "The level of configured provisioned throughput for the table was exceeded."),
     (500, "InternalServerError", "Internal server error"),
+)
+# Why DynamoDB throttles one item of a transaction (CancellationReasons).
+THROTTLED_ITEM = (
+    ("ThrottlingError", "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your table or index so please try again shortly."),
+    ("ProvisionedThroughputExceeded", "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API."),
 )
 SNS_DATA_OPS = (
     "Publish",
@@ -51,25 +102,106 @@ SNS_DATA_OPS = (
     "SetEndpointAttributes",
     "DeleteEndpoint",
 )
+SNS_APPLIED_OPS = ("CreatePlatformEndpoint", "SetEndpointAttributes", "DeleteEndpoint", "Publish")
 SNS_FAULTS = (
     (400, "Throttled", "Rate exceeded"),
     (500, "InternalError", "Internal error"),
 )
 
 
-def _flag(name, default):
-    return os.environ.get(name, default).strip().lower() not in ("0", "false", "no", "off", "")
+# -- switches -----------------------------------------------------------------
+
+
+def _number(value, name, most=None):
+    if isinstance(value, bool):
+        raise ValueError("{}: a number, not {!r}".format(name, value))
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ValueError("{}: a number, not {!r}".format(name, value)) from None
+    if not math.isfinite(number) or number < 0 or (most is not None and number > most):
+        bounds = "between 0 and {}".format(most) if most is not None else "0 or more"
+        raise ValueError("{}: {} expected, not {!r}".format(name, bounds, value))
+    return number
+
+
+def _flag(value, name):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("{}: true or false, not {!r}".format(name, value))
+
+
+def _probability(value, name):
+    return _number(value, name, most=1)
+
+
+def _ms(value, name):
+    return _number(value, name)
+
+
+def _latency(value, name):
+    """`FIXED` or `FIXED+RANDOM` (ms) -> (fixed, random)."""
+    if isinstance(value, str) and "+" in value:
+        fixed, spread = value.split("+", 1)
+        return _number(fixed, name), _number(spread, name)
+    return _number(value, name), 0.0
+
+
+def _text(value, name):
+    if not isinstance(value, str):
+        raise ValueError("{}: a string, not {!r}".format(name, value))
+    return value
+
+
+def _plain(number):
+    return int(number) if float(number).is_integer() else number
+
+
+def _show_latency(latency):
+    fixed, spread = latency
+    return "{}+{}".format(_plain(fixed), _plain(spread)) if spread else str(_plain(fixed))
+
+
+# name in the control endpoint's JSON -> (environment variable, default, parse, show)
+SWITCHES = {
+    "conflicts": ("EMULATOR_CONFLICTS", "1", _flag, bool),
+    "fault_rate": ("EMULATOR_FAULT_RATE", "0", _probability, float),
+    "applied_fault_rate": ("EMULATOR_APPLIED_FAULT_RATE", "0", _probability, float),
+    "applied_timeout_share": ("EMULATOR_APPLIED_TIMEOUT_SHARE", "0.1", _probability, float),
+    "applied_timeout_ms": ("EMULATOR_APPLIED_TIMEOUT_MS", "2500", _ms, _plain),
+    "idempotency_window_s": ("EMULATOR_IDEMPOTENCY_WINDOW_S", "600", _ms, _plain),
+    "index_lag_ms": ("EMULATOR_INDEX_LAG_MS", "0", _ms, _plain),
+    "dynamodb_latency_ms": ("EMULATOR_DYNAMODB_LATENCY_MS", "0", _latency, _show_latency),
+    "sns_latency_ms": ("EMULATOR_SNS_LATENCY_MS", "0", _latency, _show_latency),
+    "refused_token_prefix": ("EMULATOR_REFUSED_TOKEN_PREFIX", "", _text, str),
+}
+
+
+def settings_from_env(environ):
+    settings = {}
+    for name, (var, default, parse, _) in SWITCHES.items():
+        raw = environ.get(var)
+        if raw is None or (raw.strip() == "" and parse is not _flag and parse is not _text):
+            raw = default
+        try:
+            settings[name] = parse(raw, var)
+        except ValueError as e:
+            raise SystemExit("fidelity: {}".format(e)) from None
+    return settings
 
 
 class Fidelity:
     """Wraps the serialised emulator app `inner`."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, environ=os.environ):
         self.inner = inner
-        self.conflicts = _flag("EMULATOR_CONFLICTS", "1")
-        self.fault_rate = float(os.environ.get("EMULATOR_FAULT_RATE", "0") or 0)
-        self.refused_prefix = os.environ.get("EMULATOR_REFUSED_TOKEN_PREFIX", "")
-        self.index_lag = float(os.environ.get("EMULATOR_INDEX_LAG_MS", "0") or 0) / 1000.0
+        # The switches; replaced whole (never changed in place) when changed.
+        self.settings = settings_from_env(environ)
         self.lock = threading.Lock()
         # item key -> [transactions holding it, single writes holding it]
         self.held = {}
@@ -77,24 +209,47 @@ class Fidelity:
         self.written = {}
         # table name -> its key attribute names, learnt from CreateTable
         self.schemas = {}
+        # ClientRequestToken -> (request, answer, until) of a transaction that succeeded
+        self.tokens = {}
+        # ClientRequestToken -> request, of a transaction in flight
+        self.tokens_in_flight = {}
 
     def describe(self):
-        return "conflicts {}, fault rate {}, index lag {} ms".format(
-            "on" if self.conflicts else "off", self.fault_rate, int(self.index_lag * 1000)
+        s = self.settings
+        return (
+            "conflicts {}, fault rate {}, applied fault rate {} ({} of them held {} ms), "
+            "index lag {} ms, latency DynamoDB {} ms, SNS {} ms"
+        ).format(
+            "on" if s["conflicts"] else "off",
+            s["fault_rate"],
+            s["applied_fault_rate"],
+            s["applied_timeout_share"],
+            _plain(s["applied_timeout_ms"]),
+            _plain(s["index_lag_ms"]),
+            _show_latency(s["dynamodb_latency_ms"]),
+            _show_latency(s["sns_latency_ms"]),
         )
 
     # -- WSGI ---------------------------------------------------------------
 
     def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
-        if target.startswith("DynamoDB_"):
-            status, headers, out = self.dynamodb(target.split(".", 1)[1], body, environ)
+        s = self.settings
+        if path.startswith("/fidelity/"):
+            status, headers, out = self.control(path, environ.get("REQUEST_METHOD", "GET"), body)
+        elif target.startswith("DynamoDB_"):
+            delay(s["dynamodb_latency_ms"])
+            status, headers, out = self.dynamodb(target.split(".", 1)[1], body, environ, s)
         elif "/sns/" in environ.get("HTTP_AUTHORIZATION", ""):
-            status, headers, out = self.sns(body, environ)
+            delay(s["sns_latency_ms"])
+            status, headers, out = self.sns(body, environ, s)
         else:
+            if path == "/moto-api/reset":
+                self.forget()
             status, headers, out = self.call(environ)
         start_response(status, headers)
         return [out]
@@ -108,35 +263,122 @@ class Fidelity:
         out = b"".join(self.inner(environ, start_response))
         return captured["status"], captured["headers"], out
 
+    # -- control --------------------------------------------------------------
+
+    def control(self, path, method, body):
+        if path.rstrip("/") != "/fidelity/settings":
+            return json_response(404, {"error": "no such resource: " + path})
+        if method == "POST":
+            try:
+                changes = json.loads(body or b"{}")
+                if not isinstance(changes, dict):
+                    raise ValueError("a JSON object of switches expected")
+                unknown = sorted(set(changes) - set(SWITCHES))
+                if unknown:
+                    raise ValueError("unknown switches {} (known: {})".format(unknown, sorted(SWITCHES)))
+                parsed = {name: SWITCHES[name][2](value, name) for name, value in changes.items()}
+            except ValueError as e:
+                return json_response(400, {"error": str(e)})
+            with self.lock:
+                self.settings = {**self.settings, **parsed}
+        elif method != "GET":
+            return json_response(405, {"error": "GET or POST"})
+        s = self.settings
+        return json_response(200, {name: SWITCHES[name][3](s[name]) for name in SWITCHES})
+
+    def forget(self):
+        """What moto's reset wipes, fidelity's memory of it goes too."""
+        with self.lock:
+            self.tokens.clear()
+            self.written.clear()
+
     # -- DynamoDB -----------------------------------------------------------
 
-    def dynamodb(self, op, body, environ):
+    def dynamodb(self, op, body, environ, s):
         try:
             request = json.loads(body or b"{}")
         except ValueError:
             return self.call(environ)
         if op == "CreateTable":
             self.learn_schema(request)
-        if op in DYNAMO_DATA_OPS and self.fault():
-            status, code, message = random.choice(DYNAMO_FAULTS)
-            return dynamo_error(status, code, message)
+        if op in DYNAMO_DATA_OPS and chance(s["fault_rate"]):
+            return self.dynamo_fault(op, request)
+        token = request.get("ClientRequestToken") if op == "TransactWriteItems" else None
+        if token is not None:
+            canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
+            refused = self.claim_token(token, canonical)
+            if refused is not None:
+                return refused
+        answer = None
+        try:
+            answer = self.apply(op, request, environ, s)
+        finally:
+            if token is not None:
+                self.settle_token(token, canonical, answer, s)
+        if op in DYNAMO_APPLIED_OPS and answer[0].startswith("200") and chance(s["applied_fault_rate"]):
+            return lose_answer(s, dynamo_error(500, "InternalServerError", "Internal server error"))
+        return answer
+
+    def dynamo_fault(self, op, request):
+        kinds = len(DYNAMO_FAULTS) + (1 if op == "TransactWriteItems" else 0)
+        kind = random.randrange(kinds)
+        if kind < len(DYNAMO_FAULTS):
+            return dynamo_error(*DYNAMO_FAULTS[kind])
+        count = len(request.get("TransactItems", [])) or 1
+        code, message = random.choice(THROTTLED_ITEM)
+        return cancelled(count, {random.randrange(count): (code, message)})
+
+    def apply(self, op, request, environ, s):
+        """The request as moto answers it, with the conflicts and lag of DynamoDB."""
         writes = self.items_of(op, request)
-        if op == "BatchWriteItem" and self.conflicts:
-            return self.batch_write(request, writes, environ)
+        if op == "BatchWriteItem" and s["conflicts"]:
+            return self.batch_write(request, writes, environ, s)
         holding = []
         try:
-            if self.conflicts and writes:
+            if s["conflicts"] and writes:
                 refused = self.hold(op, writes, holding)
                 if refused is not None:
                     return refused
             status, headers, out = self.call(environ)
             if status.startswith("200"):
-                self.mark_written(k for k, kind in writes if kind != "check")
-                if op == "Query" and self.index_lag and request.get("IndexName"):
-                    out, headers = self.hide_recent(request, out, headers)
+                self.mark_written((k for k, kind in writes if kind != "check"), s)
+                if op == "Query" and s["index_lag_ms"] and request.get("IndexName"):
+                    out, headers = self.hide_recent(request, out, headers, s)
             return status, headers, out
         finally:
             self.release(holding)
+
+    def claim_token(self, token, canonical):
+        """The answer to a transaction whose token is known, or None (then it
+        is in flight until `settle_token`)."""
+        now = time.monotonic()
+        with self.lock:
+            if token in self.tokens_in_flight:
+                if self.tokens_in_flight[token] != canonical:
+                    return idempotent_mismatch()
+                return dynamo_error(
+                    400,
+                    "TransactionInProgressException",
+                    "The transaction with the given request token is already in progress.",
+                )
+            known = self.tokens.get(token)
+            if known is not None and known[2] > now:
+                if known[0] != canonical:
+                    return idempotent_mismatch()
+                status, headers, out = known[1]
+                return status, fresh_request_id(headers), out
+            self.tokens.pop(token, None)
+            self.tokens_in_flight[token] = canonical
+        return None
+
+    def settle_token(self, token, canonical, answer, s):
+        now = time.monotonic()
+        with self.lock:
+            self.tokens_in_flight.pop(token, None)
+            if answer is not None and answer[0].startswith("200"):
+                self.tokens[token] = (canonical, answer, now + s["idempotency_window_s"])
+                if len(self.tokens) > 10_000:
+                    self.tokens = {t: v for t, v in self.tokens.items() if v[2] > now}
 
     def hold(self, op, writes, holding):
         """Holds the items of a write, or answers the conflict it meets."""
@@ -145,7 +387,10 @@ class Fidelity:
             if transaction:
                 clashes = [i for i, (k, _) in enumerate(writes) if k in self.held]
                 if clashes:
-                    return cancelled(len(writes), clashes)
+                    return cancelled(len(writes), {
+                        i: ("TransactionConflict", "Transaction is ongoing for the item")
+                        for i in clashes
+                    })
             else:
                 for k, _ in writes:
                     if self.held.get(k, [0, 0])[0]:
@@ -172,7 +417,7 @@ class Fidelity:
                 if counts == [0, 0]:
                     del self.held[k]
 
-    def batch_write(self, request, writes, environ):
+    def batch_write(self, request, writes, environ, s):
         """Applies the items no transaction holds; returns the rest unprocessed."""
         tables = request.get("RequestItems", {})
         flat = [(t, r) for t, requests in tables.items() for r in requests]
@@ -192,7 +437,7 @@ class Fidelity:
                 )
                 if not status.startswith("200"):
                     return status, headers, out
-                self.mark_written(k for k, _ in holding)
+                self.mark_written((k for k, _ in holding), s)
                 answer = json.loads(out or b"{}")
             else:
                 answer = {"UnprocessedItems": {}}
@@ -239,21 +484,22 @@ class Fidelity:
             return out
         return []
 
-    def mark_written(self, keys):
-        if not self.index_lag:
+    def mark_written(self, keys, s):
+        lag = s["index_lag_ms"] / 1000.0
+        if not lag:
             return
         now = time.monotonic()
         with self.lock:
             for k in keys:
                 self.written[k] = now
             if len(self.written) > 100_000:
-                cutoff = now - self.index_lag
+                cutoff = now - lag
                 self.written = {k: t for k, t in self.written.items() if t > cutoff}
 
-    def hide_recent(self, request, out, headers):
+    def hide_recent(self, request, out, headers, s):
         """An index query's answer without the items written too recently."""
         answer = json.loads(out or b"{}")
-        cutoff = time.monotonic() - self.index_lag
+        cutoff = time.monotonic() - s["index_lag_ms"] / 1000.0
         table = request.get("TableName")
         with self.lock:
             visible = [
@@ -270,23 +516,45 @@ class Fidelity:
 
     # -- SNS ------------------------------------------------------------------
 
-    def sns(self, body, environ):
+    def sns(self, body, environ, s):
         form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace")))
         action = form.get("Action")
+        prefix = s["refused_token_prefix"]
         refused = (
             action == "CreatePlatformEndpoint"
-            and self.refused_prefix
-            and form.get("Token", "").startswith(self.refused_prefix)
+            and prefix
+            and form.get("Token", "").startswith(prefix)
         )
         if refused:
             return sns_error(400, "InvalidParameter", "Invalid parameter: Token Reason: the push service refused it")
-        if action in SNS_DATA_OPS and self.fault():
+        if action in SNS_DATA_OPS and chance(s["fault_rate"]):
             status, code, message = random.choice(SNS_FAULTS)
             return sns_error(status, code, message)
-        return self.call(environ)
+        answer = self.call(environ)
+        if action in SNS_APPLIED_OPS and answer[0].startswith("200") and chance(s["applied_fault_rate"]):
+            return lose_answer(s, sns_error(500, "InternalError", "Internal error"))
+        return answer
 
-    def fault(self):
-        return self.fault_rate > 0 and random.random() < self.fault_rate
+
+def chance(rate):
+    return rate > 0 and random.random() < rate
+
+
+def delay(latency):
+    """Waits a call's latency, (fixed, random) ms; never inside a lock."""
+    fixed, spread = latency
+    ms = fixed + (random.uniform(0, spread) if spread else 0)
+    if ms > 0:
+        time.sleep(ms / 1000.0)
+
+
+def lose_answer(s, error):
+    """The error that replaces an applied request's answer; now, or after
+    holding it long enough for the client to time out. Called with no lock
+    held and the request's items released."""
+    if chance(s["applied_timeout_share"]):
+        time.sleep(s["applied_timeout_ms"] / 1000.0)
+    return error
 
 
 def sns_error(status, code, message):
@@ -300,7 +568,13 @@ def sns_error(status, code, message):
 
 
 def response_status(code):
-    return {200: "200 OK", 400: "400 Bad Request", 500: "500 Internal Server Error"}[code]
+    return {
+        200: "200 OK",
+        400: "400 Bad Request",
+        404: "404 Not Found",
+        405: "405 Method Not Allowed",
+        500: "500 Internal Server Error",
+    }[code]
 
 
 def json_response(code, value):
@@ -317,11 +591,19 @@ def dynamo_error(code, name, message):
     return json_response(code, {"__type": DYNAMO_ERROR + name, "message": message})
 
 
-def cancelled(count, clashes):
+def idempotent_mismatch():
+    return dynamo_error(
+        400,
+        "IdempotentParameterMismatchException",
+        "DynamoDB rejected the request because you retried a request with a different payload but with an idempotent token that was already used.",
+    )
+
+
+def cancelled(count, reasons_at):
+    """TransactionCanceledException of `count` items; `reasons_at`: position ->
+    (code, message), `None` elsewhere."""
     reasons = [
-        {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
-        if i in clashes
-        else {"Code": "None"}
+        {"Code": reasons_at[i][0], "Message": reasons_at[i][1]} if i in reasons_at else {"Code": "None"}
         for i in range(count)
     ]
     codes = ", ".join(r["Code"] for r in reasons)
@@ -330,6 +612,12 @@ def cancelled(count, clashes):
         "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]".format(codes),
         "CancellationReasons": reasons,
     })
+
+
+def fresh_request_id(headers):
+    return [(k, v) for k, v in headers if k.lower() != "x-amzn-requestid"] + [
+        ("x-amzn-RequestId", str(uuid.uuid4()))
+    ]
 
 
 def with_body(environ, value):

@@ -9,9 +9,16 @@
 #
 # Ports: PORT (router, default 3000), AWS_EMULATOR_PORT (moto, default 5000).
 # The emulator models DynamoDB's transaction conflicts (EMULATOR_CONFLICTS=0
-# turns that off); EMULATOR_FAULT_RATE injects throttling and internal errors,
-# EMULATOR_INDEX_LAG_MS delays what index queries see (`make test`: 300 ms).
-# See infra/local/fidelity.py.
+# turns that off) and ClientRequestToken (EMULATOR_IDEMPOTENCY_WINDOW_S, 600);
+# EMULATOR_FAULT_RATE injects throttling (a transaction's as DynamoDB cancels
+# it) and internal errors before a call is served, EMULATOR_APPLIED_FAULT_RATE
+# a 500 after it was (EMULATOR_APPLIED_TIMEOUT_SHARE of them, default 0.1, held
+# EMULATOR_APPLIED_TIMEOUT_MS, default 2500, to time the client out);
+# EMULATOR_DYNAMODB_LATENCY_MS and EMULATOR_SNS_LATENCY_MS ("FIXED" or
+# "FIXED+RANDOM" ms) delay every call; EMULATOR_INDEX_LAG_MS delays what index
+# queries see (`make test`: 300 ms); EMULATOR_REFUSED_TOKEN_PREFIX makes SNS
+# refuse push tokens. All can be changed at run time: GET/POST
+# $AWS_ENDPOINT_URL/fidelity/settings (JSON). See infra/local/fidelity.py.
 # Everything it installs goes into the project: .venv/ and target/.
 set -euo pipefail
 
@@ -73,6 +80,17 @@ case "$cmd" in
     tests_status=0
     rm -f "$LOGDIR/fuzz.out"
     cargo test --workspace --features api-tests/stack --no-fail-fast 2>&1 | tee "$LOGDIR/cargo-test.log" || tests_status=$?
+    faulted=${EMULATOR_FAULT_RATE:-}${EMULATOR_APPLIED_FAULT_RATE:-}
+    faults_status=0
+    if [ -n "$faulted" ]; then
+      # With faults injected, the suite's tests that expect success may see
+      # 503: its status is not judged. The fault tests are: each on an
+      # emulator of its own with faults of its own, asserting no 500 and no
+      # double count (tests/tests/faults.rs, tests/tests/aws_faults.rs).
+      echo "== with EMULATOR_FAULT_RATE=${EMULATOR_FAULT_RATE:-0} EMULATOR_APPLIED_FAULT_RATE=${EMULATOR_APPLIED_FAULT_RATE:-0}: suite status $tests_status (503s allowed); the fault tests judge"
+      cargo test -p api-tests --features stack --no-fail-fast --test faults --test aws_faults 2>&1 |
+        tee "$LOGDIR/cargo-test-faults.log" || faults_status=$?
+    fi
     # No request of the whole run may have been answered 500: every one is
     # logged as an internal error by the router that answered it.
     internal=$(cat "$LOGDIR/router-$router_port.log" "$ROUTER_LOG_DIR"/*.log 2>/dev/null |
@@ -82,11 +100,9 @@ case "$cmd" in
       summarise 1
       exit 1
     fi
-    if [ -n "${EMULATOR_FAULT_RATE:-}" ]; then
-      # With faults injected, tests that expect success may see 503: only
-      # the absence of 500 is judged.
-      echo "== with EMULATOR_FAULT_RATE=$EMULATOR_FAULT_RATE: test status $tests_status (503s allowed), no 500"
-      exit 0
+    if [ -n "$faulted" ]; then
+      echo "== fault tests: status $faults_status"
+      exit "$faults_status"
     fi
     if [ "$tests_status" -ne 0 ]; then
       summarise 0

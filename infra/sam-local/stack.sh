@@ -299,6 +299,14 @@ case "$cmd" in
     log "+ cargo test -p api-tests --features stack ${targets[*]} -- --skip own_stack:: --skip gateway::"
     cargo test -p api-tests --features stack --no-fail-fast "${targets[@]}" -- \
       --skip own_stack:: --skip gateway:: 2>&1 | tee "$LOGDIR/sam-local-test.log" || status=$?
+    # Then AWS slowed at run time (POST /fidelity/settings) to just under
+    # and just over the SDK's attempt timeout: one request per route within
+    # the functions' real 10 s timeout, normal or 503 with Retry-After
+    # (tests/tests/aws_faults.rs, slow_aws; left out of the suite above, as
+    # it slows the emulator for every test beside it).
+    log "+ cargo test -p api-tests --features stack --test aws_faults -- --ignored slow_aws::"
+    cargo test -p api-tests --features stack --test aws_faults -- --ignored slow_aws:: 2>&1 |
+      tee "$LOGDIR/sam-local-slow-aws.log" || status=$?
     internal=$(cat "$LOGDIR/sam-api-$api_port.log" "$LOGDIR/sam-lambda-$lambda_port.log" |
       grep -c "internal error" || true)
     echo "== internal errors (500) answered in this run: $internal"

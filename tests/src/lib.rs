@@ -445,6 +445,28 @@ pub async fn all_messages_for(token: &str) -> usize {
         .sum()
 }
 
+/// Changes some fidelity switches of the emulator at `emulator_url` while it
+/// runs (`POST /fidelity/settings`); asserts they were taken.
+pub async fn set_fidelity(emulator_url: &str, settings: Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{emulator_url}/fidelity/settings"))
+        .json(&settings)
+        .send()
+        .await
+        .expect("emulator");
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    assert!(
+        status.is_success(),
+        "fidelity settings {settings}: {status} {text}"
+    );
+}
+
+/// Whether a reply is an honest "try again later": `503` with `Retry-After`.
+pub fn is_retry_later(r: &Reply) -> bool {
+    r.status == 503 && r.header("retry-after").is_some()
+}
+
 /// The tests' own AWS clients retry generously: with injected faults on
 /// (`EMULATOR_FAULT_RATE`), reading the emulator's state must not fail.
 async fn sdk_config() -> aws_config::SdkConfig {
@@ -577,6 +599,13 @@ impl Emulator {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Changes some of its fidelity switches while it runs (`POST
+    /// /fidelity/settings`, infra/local/fidelity.py), e.g.
+    /// `{"applied_fault_rate": 1.0}`; asserts they were taken.
+    pub async fn set(&self, settings: Value) {
+        set_fidelity(&self.url(), settings).await;
     }
 
     pub fn stop(&mut self) {

@@ -58,3 +58,10 @@ async fn a_push_token_moving_while_its_old_device_is_deleted_still_reaches_the_p
     push_token_moving_while_its_device_is_deleted(&Api::new(), Model::Conflicts).await;
     drop(race);
 }
+
+#[tokio::test]
+async fn renames_racing_re_registrations_leave_the_phone_reachable_and_every_token_free() {
+    let race = ONE_RACE_AT_A_TIME.lock().await;
+    renames_racing_re_registrations(&Api::new(), Model::Conflicts).await;
+    drop(race);
+}

@@ -35,5 +35,6 @@ mod own_stack {
         device_deletion_racing_token_creation(api, Model::Faults).await;
         account_deletion_racing_logins_and_registrations(api, Model::Faults).await;
         push_token_moving_while_its_device_is_deleted(api, Model::Faults).await;
+        renames_racing_re_registrations(api, Model::Faults).await;
     }
 }

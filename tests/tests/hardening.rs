@@ -539,6 +539,11 @@ mod own_stack {
             "expires_us",
             "expires_at",
             "hits",
+            // A device's version and its latest in-place writer (random ids).
+            "device_version",
+            "device_writer",
+            // A counter's recent request ids (random; idempotent retries).
+            "rids",
         ];
         let dump = format!("{items:?}");
         for item in &items {

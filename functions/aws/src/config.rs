@@ -7,6 +7,12 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use push_core::budget;
 use push_core::model::Platform;
 use push_core::payload::Priority;
 use push_core::ports::SystemClock;
@@ -164,11 +170,13 @@ impl AppConfig {
             "TOKEN_CREATE_WINDOW_SECONDS",
             u32::MAX,
         )?;
+        // The service-wide sign-up counter keeps the id of every call that
+        // counted in its window (`limits`): at most this many fit an item.
         limit_from_env(
             &mut settings.signup_limit,
             "SIGNUP_LIMIT",
             "SIGNUP_WINDOW_SECONDS",
-            u32::MAX,
+            crate::limits::MAX_COUNTED_CALLS,
         )?;
         limit_from_env(
             &mut settings.device_registration_limit,
@@ -280,7 +288,9 @@ pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
 }
 
 /// The SDK configuration: standard sources, bounded retries and timeouts so a
-/// slow dependency becomes a `503` well before the Lambda's own timeout.
+/// slow dependency becomes a `503` well before the Lambda's own timeout. The
+/// clients of [`build_deployment`] also cut each call's timeouts to the
+/// request's budget ([`RequestBudget`]).
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client())
@@ -288,12 +298,98 @@ pub async fn load_sdk_config() -> SdkConfig {
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(budget::ATTEMPT_TIMEOUT)
+                .operation_timeout(budget::OPERATION_TIMEOUT)
                 .build(),
         )
         .load()
         .await
+}
+
+/// Bounds every SDK call of a client by the budget of the operation that
+/// makes it ([`push_core::budget`]): when the call starts, its operation and
+/// attempt timeouts become the configured ones or what is left of the budget
+/// (less the margin to answer) if that is less; before each attempt is sent,
+/// with too little left, it fails at once without being sent. An interceptor
+/// on the client, not a `customize()` at each call site: no call can forget
+/// it, the device store's included.
+///
+/// The refusal is an interceptor error before transmission, which the SDK
+/// reports as a dispatch failure (transient: `503`) and does not retry.
+#[derive(Debug)]
+pub struct RequestBudget;
+
+/// Why a call was not sent.
+#[derive(Debug)]
+pub struct BudgetSpent;
+
+impl std::fmt::Display for BudgetSpent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request's time budget is spent")
+    }
+}
+
+impl std::error::Error for BudgetSpent {}
+
+impl Intercept for RequestBudget {
+    fn name(&self) -> &'static str {
+        "RequestBudget"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if budget::remaining().is_none() {
+            return Ok(());
+        }
+        // Spent already: the smallest timeouts; the call is refused before
+        // it is sent (`read_before_transmit`).
+        let bounds = budget::call_bounds().unwrap_or(budget::CallBounds {
+            operation: budget::MIN_CALL,
+            attempt: budget::MIN_CALL,
+        });
+        // Merged over the client's: the connect timeout stays.
+        cfg.interceptor_state().store_put(
+            TimeoutConfig::builder()
+                .operation_timeout(bounds.operation)
+                .operation_attempt_timeout(bounds.attempt)
+                .build(),
+        );
+        Ok(())
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        match budget::call_bounds() {
+            Some(_) => Ok(()),
+            None => Err(Box::new(BudgetSpent)),
+        }
+    }
+}
+
+/// The DynamoDB client of the functions: the SDK configuration, each call
+/// bounded by its request's budget.
+pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(RequestBudget)
+            .build(),
+    )
+}
+
+/// The SNS client of the functions, likewise.
+pub fn sns_client(sdk: &SdkConfig) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::config::Builder::from(sdk)
+            .interceptor(RequestBudget)
+            .build(),
+    )
 }
 
 /// Every app's ports, built once; the handlers share them for the
@@ -331,8 +427,8 @@ impl Deployment {
 
 /// Builds every app's ports once.
 pub fn build_deployment(sdk: &SdkConfig, config: &AppConfig) -> Deployment {
-    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-    let sns = aws_sdk_sns::Client::new(sdk);
+    let dynamo = dynamodb_client(sdk);
+    let sns = sns_client(sdk);
     let deps = |app: &App, namespace: Option<&str>| Deps {
         store: Arc::new(DynamoStore::for_app(
             dynamo.clone(),

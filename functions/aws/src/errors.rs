@@ -22,6 +22,16 @@ const TRANSIENT_CODES: &[&str] = &[
     "ResourceNotFoundException",
 ];
 
+/// The cancellation reasons with which DynamoDB reports a throttled
+/// transaction (not as `ThrottlingException`: /work/shared facts, and
+/// DynamoDB's `TransactWriteItems` reference).
+const THROTTLING_REASONS: &[&str] = &["ThrottlingError", "ProvisionedThroughputExceeded"];
+
+/// Whether a transaction's cancellation reason code means throttling.
+pub fn is_throttling_reason(code: &str) -> bool {
+    THROTTLING_REASONS.contains(&code)
+}
+
 /// Whether an SDK error means the service is unreachable, slow or throttling.
 pub fn is_transient<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     match err {
@@ -57,6 +67,11 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
+    if budget_spent(&err) {
+        return PortError::Unavailable(format!(
+            "{operation}: not sent, the request's time budget is spent"
+        ));
+    }
     let detail = format!(
         "{operation}: {}",
         err.code().unwrap_or(match &err {
@@ -73,4 +88,21 @@ where
     } else {
         PortError::Internal(detail)
     }
+}
+
+/// Whether the call was refused before it was sent because the request's
+/// budget was spent ([`crate::config::RequestBudget`]).
+fn budget_spent<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        if e.is::<crate::config::BudgetSpent>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 
 use lambda_http::{Body, Request, RequestExt, Response};
+use push_core::budget;
 use push_core::error::respond;
 use push_core::request::ApiRequest;
 use push_core::{ApiError, ApiResponse, Deps};
@@ -99,7 +100,10 @@ where
 {
     let params = req.path_parameters();
     let result = match (apps.app(params.first("app")), api_request(&req)) {
-        (Some(deps), Some(api)) => route(deps.clone(), api).await,
+        // Every AWS call of the operation is bounded by what is left before
+        // the invocation's deadline (the local router: the functions'
+        // timeout from now), so it answers in time, with `503` at worst.
+        (Some(deps), Some(api)) => budget::within(api.deadline_us, route(deps.clone(), api)).await,
         _ => Err(ApiError::NotFound),
     };
     lambda_response(respond(function, result))

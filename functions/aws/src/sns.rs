@@ -97,7 +97,13 @@ impl SnsGateway {
             .attributes("Enabled", "true")
             .send()
             .await
-            .map_err(|e| port_error("SetEndpointAttributes", e))?;
+            .map_err(|e| match e.code() {
+                // Deleted since it was read, by a request deleting the
+                // device that held this push token: the operation starts
+                // again from its reads.
+                Some("NotFound") => PortError::Conflict("endpoint vanished".into()),
+                _ => port_error("SetEndpointAttributes", e),
+            })?;
         Ok(())
     }
 

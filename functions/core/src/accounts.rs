@@ -143,11 +143,9 @@ async fn signup_or_login(
 ) -> Result<ApiResponse, ApiError> {
     if let Some(account) = deps.store.get_account(username).await? {
         if account.deleting {
-            // A deletion cut short after its API keys: finish it, then the
-            // username is free again.
-            deps.store
-                .finish_account_deletion(&account.id, &account.username, &account.email)
-                .await?;
+            // A deletion cut short: finish it (its devices, then the rest),
+            // then the username is free again.
+            finish_deletion(deps, &account.id, &account.username, &account.email).await?;
             return Err(ApiError::Conflict(
                 "finished an interrupted deletion".into(),
             ));
@@ -177,7 +175,7 @@ async fn signup_or_login(
         }
     };
     let account = AccountRecord {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::entropy::uuid_v4().to_string(),
         username: username.to_string(),
         email: email.to_string(),
         password_hash,
@@ -345,23 +343,35 @@ pub async fn delete_named(
 }
 
 async fn delete_account(deps: &Deps, caller: &ApiKeyRecord) -> Result<(), ApiError> {
-    let store = &deps.store;
     // From the mark on, nothing can be added to the account; then every
     // device (read consistently after it) goes, and with the devices the
     // means to create tokens; then the rest.
-    store
+    deps.store
         .begin_account_deletion(&caller.account_id, &caller.username)
         .await?;
+    finish_deletion(deps, &caller.account_id, &caller.username, &caller.email).await
+}
+
+/// Everything of a deletion after its mark: the account's devices (and
+/// their endpoints), then its keys, tokens, email and username. Run again
+/// by whoever finds the mark — the client's retry, or the next sign-up or
+/// login of that username — it finishes what was cut short.
+async fn finish_deletion(
+    deps: &Deps,
+    account_id: &str,
+    username: &str,
+    email: &str,
+) -> Result<(), ApiError> {
     // One after another: every device transaction also counts the account's
     // devices on one item, so concurrent ones would only conflict. Their
     // tokens go with the rest below.
-    let devices = store.list_devices(&caller.account_id).await?;
+    let devices = deps.store.list_devices(account_id).await?;
     for device in &devices {
         remove_device_record(deps, device).await?;
     }
-    store
-        .finish_account_deletion(&caller.account_id, &caller.username, &caller.email)
+    deps.store
+        .finish_account_deletion(account_id, username, email)
         .await?;
-    tracing::info!(account = %caller.account_id, devices = devices.len(), "account deleted");
+    tracing::info!(account = %account_id, devices = devices.len(), "account deleted");
     Ok(())
 }

@@ -67,32 +67,46 @@ pub fn parse_message(message: &str) -> Result<EndpointEvent, String> {
 /// Acts on one event. `Err` only for transient failures (the invocation is
 /// then retried, and after that goes to the dead-letter queue).
 pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortError> {
-    let dead = match event.event_type {
-        // The event may be late: SNS disables an endpoint before it reports
-        // the failure, and a device that registered again since has it
-        // enabled again (or has another endpoint). So the endpoint as it is
-        // now decides, not the event: dead if disabled or gone.
-        EventType::DeliveryFailure | EventType::EndpointDeleted | EventType::EndpointUpdated => {
-            deps.push.endpoint_enabled(&event.endpoint_arn).await? != Some(true)
-        }
-        EventType::EndpointCreated => false,
-    };
-    if !dead {
+    // SNS never deletes an endpoint by itself: `EndpointDeleted` reports a
+    // deletion of ours (a device deleted, or settled), and a device that
+    // still names that endpoint gets a new one at its next knock.
+    if matches!(
+        event.event_type,
+        EventType::EndpointCreated | EventType::EndpointDeleted
+    ) {
         return Ok(Outcome::Ignored);
     }
     let arn = event.endpoint_arn.as_str();
-    let (mut deactivated, mut settled) = (0, 0);
-    for device in deps.store.devices_by_endpoint(arn).await? {
-        if device.alternate_arn.is_some() {
-            // One of its two environments is dead: it is in the other.
-            if crate::devices::settle_environment(deps, &device, arn).await? {
-                settled += 1;
+    // The devices first, each read again consistently (the index may be a
+    // moment late), then the endpoint as it is now: a device re-registered
+    // after that read has a newer version, and the conditional writes below
+    // leave it alone; one re-registered before it has its endpoint enabled
+    // again. The event itself may be late, so it decides nothing.
+    let mut devices = Vec::new();
+    for found in deps.store.devices_by_endpoint(arn).await? {
+        if let Some(device) = deps.store.get_device(&found.owner, &found.id).await? {
+            if device.endpoints().any(|e| e == arn) {
+                devices.push(device);
             }
-        } else if device.endpoint_arn == arn
-            && device.active
-            && deps.store.deactivate_device(&device).await?
-        {
-            deactivated += 1;
+        }
+    }
+    if devices.is_empty() || deps.push.endpoint_enabled(arn).await? != Some(false) {
+        return Ok(Outcome::Ignored);
+    }
+    let (mut deactivated, mut settled) = (0, 0);
+    for device in devices {
+        let done = if device.alternate_arn.is_some() {
+            // One of its two environments is dead: it is in the other.
+            crate::devices::settle_environment(deps, &device, arn).await
+        } else {
+            deps.store.deactivate_device(&device).await
+        };
+        match done {
+            Ok(true) if device.alternate_arn.is_some() => settled += 1,
+            Ok(true) => deactivated += 1,
+            // Changed meanwhile (or being changed): it decides for itself.
+            Ok(false) | Err(PortError::Conflict(_)) => {}
+            Err(e) => return Err(e),
         }
     }
     metrics::emit(

@@ -21,7 +21,8 @@ pub const MAX_DATA_BYTES: usize = 1024;
 /// What happened to one knock; logged and returned for tests and metrics.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Delivery {
-    /// Endpoints SNS reported disabled, and ones it reported gone.
+    /// Devices SNS reported disabled (in every environment they have), and
+    /// endpoints it reported gone (re-created, see [`reattach`]).
     pub disabled: usize,
     pub gone: usize,
     pub published: usize,
@@ -34,6 +35,10 @@ pub struct Delivery {
     /// Devices of unknown APNs environment that settled on one: the
     /// endpoint in the other was found dead.
     pub settled: usize,
+    /// Devices changed or deleted by another request during the knock
+    /// (their endpoint re-created by someone else, say): not pushed, not
+    /// judged.
+    pub changed: usize,
 }
 
 /// What publishing to one device did.
@@ -192,8 +197,9 @@ pub async fn deliver(
     let mut last_error = None;
     for (device, result) in active.iter().zip(results) {
         match result {
-            Ok(sent) => {
+            Reached::Delivered(sent) => {
                 delivery.reattached += usize::from(sent.reattached);
+                delivery.gone += usize::from(sent.reattached);
                 delivery.published += 1;
                 match device.kind {
                     DeviceKind::Apns => delivery.published_apns += sent.pushes,
@@ -203,27 +209,27 @@ pub async fn deliver(
                     settling.push((*device, arn));
                 }
             }
-            Err(PublishError::Disabled) => {
+            Reached::Dead => {
                 delivery.disabled += 1;
                 dead.push(*device);
             }
-            Err(PublishError::Gone) => {
-                delivery.gone += 1;
-                dead.push(*device);
-            }
-            Err(PublishError::Port(e)) => {
+            // Changed or deleted by another request while this knock ran:
+            // not dead, and not this knock's to decide on.
+            Reached::Changed => delivery.changed += 1,
+            Reached::Failed(e) => {
                 delivery.failed += 1;
                 tracing::warn!(device = %device.id, error = %e, "publish failed");
                 last_error = Some(e);
             }
         }
     }
-    // Dead endpoints: stop pushing to them until the app registers again.
-    let deactivations = dead.iter().map(|d| {
-        retry_conflicts(&*deps.clock, deadline_us, move || async move {
-            Ok(deps.store.set_device_active(&d.owner, &d.id, false).await?)
-        })
-    });
+    // Dead endpoints: stop pushing to them until the app registers again —
+    // on condition that the device is still as listed (one re-registered
+    // meanwhile has its endpoint enabled again, and stays active).
+    let deactivations: Vec<_> = dead
+        .iter()
+        .map(|d| deps.store.deactivate_device(d))
+        .collect();
     // Devices of unknown environment with one dead endpoint: settled on the
     // other (a write only while a device's environment is unknown).
     let settlements = settling
@@ -236,7 +242,10 @@ pub async fn deliver(
     .await;
     for (device, result) in dead.iter().zip(deactivated) {
         match result {
-            Ok(()) => delivery.deactivated += 1,
+            Ok(done) => delivery.deactivated += usize::from(done),
+            // Another request is writing the device right now: it is
+            // changing, and the next knock decides on what it becomes.
+            Err(PortError::Conflict(_)) => {}
             Err(e) => {
                 tracing::warn!(device = %device.id, error = %e, "could not deactivate device")
             }
@@ -259,6 +268,27 @@ pub async fn deliver(
     Ok(delivery)
 }
 
+/// What a knock did for one device.
+#[derive(Debug)]
+enum Reached {
+    Delivered(Sent),
+    /// SNS disabled its endpoint(s): the push service rejected its token.
+    Dead,
+    /// Another request changed or deleted it meanwhile.
+    Changed,
+    Failed(PortError),
+}
+
+/// What publishing to one of a device's endpoints did.
+#[derive(Debug)]
+enum AtEndpoint {
+    /// Handed to SNS (`true`: through an endpoint re-created first).
+    Sent(bool),
+    Dead,
+    Changed,
+    Failed(PortError),
+}
+
 /// Publishes a knock to one device: to its endpoint, or to both while its
 /// APNs environment is unknown (the push reaches the device if either
 /// takes it).
@@ -268,87 +298,104 @@ async fn publish_to(
     token: &str,
     data: &Value,
     priority: Priority,
-) -> Result<Sent, PublishError> {
+) -> Reached {
     let push = push_for(device.kind, token, data, priority);
     if push.apns_push_type.is_some() && push.payload.len() >= APNS_MAX_PAYLOAD_BYTES {
-        return Err(PublishError::Port(PortError::Internal(
-            "APNs payload too large".into(),
-        )));
+        return Reached::Failed(PortError::Internal("APNs payload too large".into()));
     }
     let Some(alternate) = &device.alternate_arn else {
-        return match deps
-            .push
-            .publish(&device.endpoint_arn, device.kind, &push)
-            .await
-        {
-            Err(PublishError::Gone) => reattach(deps, device, &push).await,
-            other => other.map(|()| Sent {
-                reattached: false,
+        return match publish_at(deps, device, &device.endpoint_arn, &push).await {
+            AtEndpoint::Sent(reattached) => Reached::Delivered(Sent {
+                reattached,
                 pushes: 1,
                 dead: None,
             }),
+            AtEndpoint::Dead => Reached::Dead,
+            AtEndpoint::Changed => Reached::Changed,
+            AtEndpoint::Failed(e) => Reached::Failed(e),
         };
     };
     let (first, second) = futures_util::future::join(
-        deps.push.publish(&device.endpoint_arn, device.kind, &push),
-        deps.push.publish(alternate, device.kind, &push),
+        publish_at(deps, device, &device.endpoint_arn, &push),
+        publish_at(deps, device, alternate, &push),
     )
     .await;
-    let one = |other: Result<(), PublishError>, other_arn: &str| {
-        let dead = match other {
-            Err(PublishError::Disabled | PublishError::Gone) => Some(other_arn.to_string()),
-            Err(PublishError::Port(e)) => {
+    let results = [(first, &device.endpoint_arn), (second, alternate)];
+    let pushes = results
+        .iter()
+        .filter(|(r, _)| matches!(r, AtEndpoint::Sent(_)))
+        .count();
+    if pushes > 0 {
+        let reattached = results
+            .iter()
+            .any(|(r, _)| matches!(r, AtEndpoint::Sent(true)));
+        let dead = results
+            .iter()
+            .find(|(r, _)| matches!(r, AtEndpoint::Dead))
+            .map(|(_, arn)| arn.to_string());
+        for (r, _) in &results {
+            if let AtEndpoint::Failed(e) = r {
                 tracing::warn!(device = %device.id, error = %e, "publish to one environment failed");
-                None
             }
-            Ok(()) => None,
-        };
-        Ok(Sent {
-            reattached: false,
-            pushes: 1,
-            dead,
-        })
-    };
-    match (first, second) {
-        (Ok(()), Ok(())) => Ok(Sent {
-            reattached: false,
-            pushes: 2,
-            dead: None,
-        }),
-        (Ok(()), other) => one(other, alternate),
-        (other, Ok(())) => one(other, &device.endpoint_arn),
-        // Neither took it: a failure of AWS first, else dead in both.
-        (Err(PublishError::Port(e)), _) | (_, Err(PublishError::Port(e))) => {
-            Err(PublishError::Port(e))
         }
-        (Err(e), Err(_)) => Err(e),
+        return Reached::Delivered(Sent {
+            reattached,
+            pushes,
+            dead,
+        });
+    }
+    // Neither took it: a failure of AWS first, else dead in both.
+    let [(first, _), (second, _)] = results;
+    match (first, second) {
+        (AtEndpoint::Failed(e), _) | (_, AtEndpoint::Failed(e)) => Reached::Failed(e),
+        (AtEndpoint::Dead, AtEndpoint::Dead) => Reached::Dead,
+        _ => Reached::Changed,
     }
 }
 
-/// A device whose endpoint is gone although its record still names it: a
-/// deletion racing a registration of the same push token deleted the
-/// endpoint the registration had just adopted (SNS keeps one per token). A
-/// new endpoint for the device's push token, recorded on condition that the
-/// device still names the old one, then the push: `Ok(true)`. If the device
-/// is gone or changed meanwhile, the push is not sent (`Gone`), and nothing
-/// is deleted — the new endpoint may be another device's by now.
-async fn reattach(deps: &Deps, device: &DeviceRecord, push: &Push) -> Result<Sent, PublishError> {
+/// Publishes to one endpoint of a device; one that is gone is re-created
+/// first ([`reattach`]).
+async fn publish_at(deps: &Deps, device: &DeviceRecord, arn: &str, push: &Push) -> AtEndpoint {
+    match deps.push.publish(arn, device.kind, push).await {
+        Ok(()) => AtEndpoint::Sent(false),
+        Err(PublishError::Disabled) => AtEndpoint::Dead,
+        Err(PublishError::Gone) => reattach(deps, device, arn, push).await,
+        Err(PublishError::Port(e)) => AtEndpoint::Failed(e),
+    }
+}
+
+/// A device whose endpoint is gone although its record still names it. SNS
+/// never deletes an endpoint by itself: a request of ours did, racing a
+/// registration of the same push token (SNS keeps one endpoint per token),
+/// so the device is not dead. A new endpoint for the device's push token,
+/// recorded on condition that the device is still as read, then the push.
+/// If the device changed meanwhile, the push is not sent (`Changed`) and
+/// nothing is deleted — the new endpoint may be another device's by now.
+async fn reattach(deps: &Deps, device: &DeviceRecord, gone: &str, push: &Push) -> AtEndpoint {
     // On the platform the old endpoint was on (every endpoint ARN names it).
-    let platform = Platform::of_arn(&device.endpoint_arn).ok_or(PublishError::Gone)?;
-    let arn = deps
+    let Some(platform) = Platform::of_arn(gone) else {
+        return AtEndpoint::Changed;
+    };
+    let arn = match deps
         .push
         .ensure_endpoint(platform, &device.registration_id, None)
-        .await?;
-    if !deps.store.replace_endpoint(device, &arn).await? {
-        return Err(PublishError::Gone);
+        .await
+    {
+        Ok(arn) => arn,
+        Err(e) => return AtEndpoint::Failed(e),
+    };
+    match deps.store.replace_endpoint(device, gone, &arn).await {
+        Ok(true) => {}
+        Ok(false) | Err(PortError::Conflict(_)) => return AtEndpoint::Changed,
+        Err(e) => return AtEndpoint::Failed(e),
     }
     tracing::info!(device = %device.id, "gave a device a new endpoint in place of a deleted one");
-    deps.push.publish(&arn, device.kind, push).await?;
-    Ok(Sent {
-        reattached: true,
-        pushes: 1,
-        dead: None,
-    })
+    match deps.push.publish(&arn, device.kind, push).await {
+        Ok(()) => AtEndpoint::Sent(true),
+        // Its record is at a newer version now: the next knock judges it.
+        Err(PublishError::Disabled | PublishError::Gone) => AtEndpoint::Changed,
+        Err(PublishError::Port(e)) => AtEndpoint::Failed(e),
+    }
 }
 
 /// `GET pubsub/`: the XEP-0357 relay JID.

@@ -7,7 +7,9 @@
 //! unit tests. No AWS type appears here.
 
 pub mod accounts;
+pub mod budget;
 pub mod devices;
+pub mod entropy;
 pub mod error;
 pub mod feedback;
 pub mod fields;

@@ -144,6 +144,11 @@ pub struct DeviceRecord {
     /// get every knock until one is reported dead (docs/ARCHITECTURE.md,
     /// "APNs environments").
     pub alternate_arn: Option<String>,
+    /// How many times the stored record has been written (0: not stored
+    /// yet, or stored before records had versions). Every write of a
+    /// device is conditional on the version it was decided on and bumps it,
+    /// so a decision made on a record that changed meanwhile never lands.
+    pub version: u64,
 }
 
 impl DeviceRecord {

@@ -115,12 +115,18 @@ pub enum CreateAccountError {
 /// What a device save must do to the push-token claim, atomically with it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimChange {
-    /// The claim already names this device: leave it.
+    /// The claim already names this device: on condition that it still does.
     Keep,
     /// Nobody holds the token: claim it.
     Create,
-    /// Another device holds it: take it over and delete that device record.
+    /// Another device holds it: take it over and delete that device record,
+    /// on condition that the claim and that device's push token are still
+    /// as read.
     TakeFrom(PushTokenClaim),
+    /// The claim names a device that no longer exists (or no longer has
+    /// this push token): the token is free to take, on condition that the
+    /// claim is still as read and that device still lacks the token.
+    TakeOrphan(PushTokenClaim),
 }
 
 /// One atomic device write (a DynamoDB transaction in production).
@@ -136,7 +142,9 @@ pub struct DeviceWrite {
     /// The owner's username: the write requires that account to exist and not
     /// to be being deleted.
     pub owner_username: String,
-    /// The device must not exist yet (else: must exist).
+    /// The device must not exist yet; else it must still be at
+    /// `device.version`, the version it was read at (the store writes the
+    /// next one).
     pub is_new: bool,
     pub claim: ClaimChange,
     /// The claim of the device's previous push token, to release.
@@ -233,27 +241,28 @@ pub trait DeviceStore: Send + Sync {
         registration_id: &str,
     ) -> Result<Option<PushTokenClaim>, PortError>;
     async fn save_device(&self, write: &DeviceWrite) -> Result<(), WriteConflict>;
-    /// Deletes a device and releases its claim.
+    /// Deletes a device and releases its claim, on condition that the
+    /// device is still at `device.version` (else `Changed`).
     async fn delete_device(&self, device: &DeviceRecord) -> Result<DeviceRemoval, PortError>;
-    /// Points a device at a new endpoint if it still uses `device.endpoint_arn`;
-    /// `false` when it is gone or changed meanwhile.
+    /// Points a device at `new_arn` in place of its endpoint `old_arn`, on
+    /// condition that it is still at `device.version`; `false` when it is
+    /// gone or changed meanwhile.
     async fn replace_endpoint(
         &self,
         device: &DeviceRecord,
+        old_arn: &str,
         new_arn: &str,
     ) -> Result<bool, PortError>;
-    async fn set_device_active(&self, owner: &str, id: &str, active: bool)
-        -> Result<(), PortError>;
     /// The devices with this endpoint, as either of their two (feedback). May
     /// read a moment late.
     async fn devices_by_endpoint(&self, endpoint_arn: &str)
         -> Result<Vec<DeviceRecord>, PortError>;
-    /// Marks a device inactive if it is active and still has exactly the one
-    /// endpoint `device.endpoint_arn`; `false` when it changed meanwhile.
+    /// Marks an active device inactive, on condition that it is still at
+    /// `device.version`; `false` when it is gone or changed meanwhile.
     async fn deactivate_device(&self, device: &DeviceRecord) -> Result<bool, PortError>;
     /// A device with two endpoints (APNs environment unknown) keeps the one
-    /// that is not `dead_arn`, on condition that it still has both as read;
-    /// `false` when it changed meanwhile.
+    /// that is not `dead_arn`, on condition that it is still at
+    /// `device.version`; `false` when it changed meanwhile.
     async fn drop_endpoint(&self, device: &DeviceRecord, dead_arn: &str)
         -> Result<bool, PortError>;
 }
@@ -319,8 +328,9 @@ pub trait LimitStore: Send + Sync {
 /// What deleting a device record did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceRemoval {
-    /// It was already gone (deleted, or its push token moved away).
-    Gone,
+    /// It is gone or changed since it was read: read it again and decide
+    /// again.
+    Changed,
     /// Deleted. `endpoint_is_ours`: its push token was still its own, so its
     /// SNS endpoint serves no other device and may be deleted; otherwise the
     /// token (and with it the endpoint) moved to another device meanwhile.

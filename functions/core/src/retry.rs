@@ -13,28 +13,33 @@
 use std::future::Future;
 use std::time::Duration;
 
-use rand::Rng;
-
 use crate::error::ApiError;
 use crate::ports::Clock;
 use crate::request::ApiRequest;
 use crate::time::Micros;
 use crate::Deps;
 
-/// The budget of a request that carries no deadline of its own (the local
-/// router): the deployed functions' timeout (template.yaml).
-pub const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
+pub use crate::budget::DEFAULT_BUDGET;
 
 /// Time kept in hand when deciding whether another attempt fits: one attempt
-/// may wait for the SDK's per-attempt timeout (2 s) and must still answer.
-pub const RESERVE: Duration = Duration::from_millis(2_500);
+/// may wait for an SDK call's attempt timeout and must still answer. (Every
+/// AWS call is cut to the budget anyway ([`crate::budget`]): an attempt
+/// started with less would only end sooner in the same `503`.)
+pub const RESERVE: Duration =
+    crate::budget::ATTEMPT_TIMEOUT.saturating_add(crate::budget::ANSWER_MARGIN);
 
 /// First pause, and the cap of the growing pauses, before a new attempt.
 const FIRST_PAUSE_MS: u64 = 5;
 const MAX_PAUSE_MS: u64 = 200;
 
-/// When the request must have answered, as wall-clock microseconds.
+/// When the request must have answered, as wall-clock microseconds: the
+/// budget the glue set ([`crate::budget::within`]), else the request's own
+/// deadline, else [`DEFAULT_BUDGET`] from now.
 pub fn deadline_of(deps: &Deps, req: &ApiRequest) -> Micros {
+    if let Some(left) = crate::budget::remaining() {
+        let left = i64::try_from(left.as_micros()).unwrap_or(i64::MAX);
+        return deps.clock.now_us().saturating_add(left);
+    }
     req.deadline_us.unwrap_or_else(|| {
         deps.clock
             .now_us()
@@ -69,7 +74,7 @@ impl<'a> Backoff<'a> {
     /// another attempt still fits before the deadline (less [`RESERVE`]);
     /// else gives up with `503`.
     pub async fn after_conflict(&mut self, what: String) -> Result<(), ApiError> {
-        let pause_ms = rand::thread_rng().gen_range(1..=self.ceiling_ms);
+        let pause_ms = crate::entropy::jitter_ms(1..=self.ceiling_ms);
         let next_start = self
             .clock
             .now_us()

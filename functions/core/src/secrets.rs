@@ -3,13 +3,12 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 /// `n` bytes from the operating system's secure random source, as lower-case hex.
 pub fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
-    OsRng.fill_bytes(&mut buf);
+    crate::entropy::fill_bytes(&mut buf);
     hex::encode(buf)
 }
 

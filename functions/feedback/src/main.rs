@@ -13,7 +13,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let apps = push_aws::lambda::deployment_from_env().await?;
     let deps = apps.default_app();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        feedback::handle(deps, &event.payload).await
+        let deadline_us = i64::try_from(event.context.deadline)
+            .ok()
+            .map(|ms| ms.saturating_mul(1_000));
+        feedback::handle_within(deps, &event.payload, deadline_us).await
     }))
     .await
 }

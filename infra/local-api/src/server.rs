@@ -132,7 +132,9 @@ async fn invoke(state: &State, function: &str, body: Incoming) -> hyper::Respons
         return json_response(400, r#"{"errorMessage":"the event is not JSON"}"#);
     };
     match function {
-        "FeedbackFunction" => match feedback::handle(state.apps.default_app(), &event).await {
+        "FeedbackFunction" => match feedback::handle_within(state.apps.default_app(), &event, None)
+            .await
+        {
             Ok(result) => json_response(200, &result.to_string()),
             Err(e) => json_response(
                 502,

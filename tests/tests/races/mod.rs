@@ -350,3 +350,87 @@ async fn signup_retrying(api: &Api) -> Account {
     }
     panic!("no sign-up got through");
 }
+
+/// The scenario: an app renames its phone (`PATCH`) while it
+/// re-registers it with fresh push tokens (`PUT`), eight of each at once, for
+/// eight rounds; after each round a knock must reach the endpoint of the
+/// token the device now names, and no other. Then the device is deleted
+/// and every token ever sent must be free for another account.
+pub async fn renames_racing_re_registrations(api: &Api, model: Model) {
+    let a = signup_retrying(api).await;
+    let b = signup_retrying(api).await;
+    let first = apns_token();
+    let device = setup(api, "device/apns/", &a, json!({ "registration_id": first })).await;
+    let id = device["id"].as_str().unwrap().to_string();
+    let path = format!("device/apns/{id}/");
+    let mut sent = vec![first];
+    for round in 0..8 {
+        let fresh: Vec<String> = (0..8).map(|_| apns_token()).collect();
+        sent.extend(fresh.iter().cloned());
+        let renames = (0..8).map(|i| {
+            api.send(
+                "PATCH",
+                &path,
+                Some(&a.key),
+                Body::Json(json!({ "name": format!("phone {round}.{i}") })),
+            )
+        });
+        let moves = fresh.iter().map(|t| {
+            api.send(
+                "PUT",
+                &path,
+                Some(&a.key),
+                Body::Json(json!({ "registration_id": t })),
+            )
+        });
+        let (renamed, moved) = tokio::join!(join_all(renames), join_all(moves));
+        for r in renamed.iter().chain(&moved) {
+            allowed(r, &[200], model, "a rename or re-registration");
+        }
+        let now = api.get(&path, Some(&a.key)).await;
+        assert_eq!(now.status, 200, "{}", now.text);
+        let named = now.json["registration_id"].as_str().unwrap().to_string();
+        let token = setup(api, "tokens/", &a, json!({ "apns_device": id })).await;
+        let knock = api.knock(token["token"].as_str().unwrap(), json!({})).await;
+        if !allowed(&knock, &[202], model, "a knock after the round") {
+            continue;
+        }
+        let at_named = endpoints_for(&named).await;
+        assert_eq!(
+            at_named.len(),
+            1,
+            "round {round}: one endpoint carries the device's token: {at_named:?}"
+        );
+        assert!(at_named[0].enabled, "round {round}: it is enabled");
+        assert_eq!(
+            at_named[0].messages.len(),
+            1,
+            "round {round}: the knock went to the endpoint of the token the device names"
+        );
+    }
+    let deleted = api.delete(&path, Some(&a.key)).await;
+    allowed(&deleted, &[204], model, "deleting the device");
+    // Every token sent is free again: another account registers each.
+    let mut locked = Vec::new();
+    for t in &sent {
+        let r = api
+            .post(
+                "device/apns/",
+                Some(&b.key),
+                Body::Json(json!({ "registration_id": t })),
+            )
+            .await;
+        if model == Model::Faults && r.status == 503 {
+            continue;
+        }
+        if r.status != 201 {
+            locked.push(format!("{}: {}", r.status, r.text));
+        }
+    }
+    assert!(
+        locked.is_empty(),
+        "{} of {} push tokens could not be registered again: {locked:?}",
+        locked.len(),
+        sent.len()
+    );
+}

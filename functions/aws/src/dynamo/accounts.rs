@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use super::rate::{refused_for, LogHit};
 use super::*;
-use crate::errors::port_error;
 use crate::{keys, limits};
 
 #[derive(Serialize, Deserialize)]
@@ -79,6 +78,9 @@ impl AccountStore for DynamoStore {
         api_key: &ApiKeyRecord,
     ) -> Result<(), CreateAccountError> {
         let (pk, sk) = keys::account(&self.ns, &account.username);
+        // Named slots: the username's item first, then the email's if any.
+        const USERNAME_SLOT: usize = 0;
+        let mut email_slot = None;
         let mut items = vec![self.put(
             to_item(&AccountItem {
                 pk,
@@ -95,6 +97,7 @@ impl AccountStore for DynamoStore {
         )?];
         if !account.email.is_empty() {
             let (pk, sk) = keys::email(&self.ns, &account.email);
+            email_slot = Some(items.len());
             items.push(self.put(
                 to_item(&EmailItem {
                     pk,
@@ -106,17 +109,20 @@ impl AccountStore for DynamoStore {
             )?);
         }
         items.extend(self.key_puts(api_key, account.created_us)?);
-        match self.transact(items).await {
-            Ok(()) => Ok(()),
-            Err(err) => match cancellation_codes(&err) {
-                Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
-                    Err(CreateAccountError::UsernameTaken)
-                }
-                Some(codes) if codes.get(1).is_some_and(|c| c == "ConditionalCheckFailed") => {
-                    Err(CreateAccountError::EmailTaken)
-                }
-                _ => Err(port_error("TransactWriteItems", err).into()),
-            },
+        let err = match self.transact(items).await {
+            Ok(()) => return Ok(()),
+            Err(err) => err,
+        };
+        let failed = |codes: &[String], slot: Option<usize>| {
+            slot.and_then(|i| codes.get(i))
+                .is_some_and(|c| c == "ConditionalCheckFailed")
+        };
+        match cancellation_codes(&err) {
+            Some(codes) if failed(&codes, Some(USERNAME_SLOT)) => {
+                Err(CreateAccountError::UsernameTaken)
+            }
+            Some(codes) if failed(&codes, email_slot) => Err(CreateAccountError::EmailTaken),
+            _ => Err(cancelled_error(err).into()),
         }
     }
     async fn log_failed_login(
@@ -154,10 +160,7 @@ impl AccountStore for DynamoStore {
                 .set_key(Some(account.clone()))
                 .update_expression(limits::log_clear(limit.max))
                 .condition_expression(format!("{} AND {alive}", limits::log_has_room(limit.max)))
-                .expression_attribute_values(
-                    ":cutoff",
-                    AttributeValue::N(limit.log_cutoff(now_us).to_string()),
-                )
+                .expression_attribute_values(":cutoff", limits::cutoff_value(limit, now_us))
                 .expression_attribute_values(":id", s(&api_key.account_id));
             TransactWriteItem::builder()
                 .update(update.build().map_err(build_err)?)
@@ -191,7 +194,7 @@ impl AccountStore for DynamoStore {
                     _ => Admission::Missing,
                 })
             }
-            Err(err) => Err(port_error("TransactWriteItems", err)),
+            Err(err) => Err(cancelled_error(err)),
         }
     }
     async fn trim_api_keys(&self, account_id: &str, keep: u32) -> Result<usize, PortError> {

@@ -9,8 +9,12 @@
 mod accounts;
 mod counts;
 mod deletion;
+mod device_items;
+mod device_save;
 mod devices;
 mod rate;
+#[cfg(feature = "testing")]
+pub mod snapshot;
 mod tokens;
 
 use std::collections::HashMap;
@@ -74,17 +78,37 @@ pub(crate) fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
 }
 
 /// The cancellation reason codes of a cancelled transaction, by item index;
-/// `None` when the error is not a cancellation.
+/// `None` when the error is not a cancellation, or a cancellation for
+/// throttling (DynamoDB reports a throttled transaction so: then nothing
+/// was decided, and [`cancelled_error`] makes it `Unavailable`).
 fn cancellation_codes<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<String>> {
     match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
-            e.cancellation_reasons()
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            let codes: Vec<String> = e
+                .cancellation_reasons()
                 .iter()
                 .map(|r| r.code().unwrap_or("None").to_string())
-                .collect(),
-        ),
+                .collect();
+            (!codes.iter().any(|c| crate::errors::is_throttling_reason(c))).then_some(codes)
+        }
         _ => None,
     }
+}
+
+/// A transaction's failure that no slot of its explains, by meaning.
+pub(crate) fn cancelled_error(
+    err: SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> PortError {
+    if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() {
+        let throttled = e
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code().is_some_and(crate::errors::is_throttling_reason));
+        if throttled {
+            return PortError::Unavailable("TransactWriteItems: throttled".into());
+        }
+    }
+    port_error("TransactWriteItems", err)
 }
 
 pub(crate) fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(

@@ -26,23 +26,44 @@ impl LimitStore for DynamoStore {
             return Ok(Admission::Admitted);
         }
         let (window, retry_after_seconds) = limit.window_at(now_us);
+        // This call's own id, in the update and its condition: the SDK's
+        // retry of an applied update sends the same and fails its condition.
+        let call = limits::counting_call_id();
+        let mut names = counter_names();
+        names.insert("#ids".into(), limits::COUNTED_BY.into());
+        let mut values = counter_values(limit, window);
+        values.insert(":id".into(), AttributeValue::Ss(vec![call.clone()]));
+        values.insert(":idv".into(), AttributeValue::S(call.clone()));
         let counted = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(counter_key(&self.ns, limit_key, window))))
-            .update_expression(COUNT_HIT)
-            .condition_expression(HAS_ROOM)
-            .set_expression_attribute_names(Some(counter_names()))
-            .set_expression_attribute_values(Some(counter_values(limit, window)))
+            .update_expression(COUNT_HIT_ONCE)
+            .condition_expression(HAS_ROOM_ONCE)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match counted {
             Ok(_) => Ok(Admission::Admitted),
-            Err(e) if conditional_failed(&e) => Ok(Admission::Limited {
-                retry_after_seconds,
-            }),
-            Err(e) => Err(port_error("UpdateItem", e)),
+            Err(e) => match e.as_service_error() {
+                // Our own earlier attempt counted it: once is enough.
+                Some(UpdateItemError::ConditionalCheckFailedException(c))
+                    if c.item
+                        .as_ref()
+                        .is_some_and(|i| limits::counted_by(i, &call)) =>
+                {
+                    Ok(Admission::Admitted)
+                }
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => {
+                    Ok(Admission::Limited {
+                        retry_after_seconds,
+                    })
+                }
+                _ => Err(port_error("UpdateItem", e)),
+            },
         }
     }
     async fn daily_salt(&self, day: i64) -> Result<String, PortError> {
@@ -78,7 +99,14 @@ impl DynamoStore {
         now_us: Micros,
         limit: Limit,
     ) -> Result<LogHit, PortError> {
-        let mut condition = limits::log_has_room(limit.max);
+        // The hit's own entry, absent from the log: the SDK's retry of an
+        // applied update fails its condition instead of logging it twice.
+        let entry = limits::log_entry(now_us);
+        let mut condition = format!(
+            "{} AND {}",
+            limits::log_has_room(limit.max),
+            limits::log_lacks_entry(limit.max)
+        );
         if let Some(extra) = extra {
             condition = format!("{condition} AND {extra}");
         }
@@ -91,12 +119,20 @@ impl DynamoStore {
             .condition_expression(condition)
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        for (name, value) in limits::log_values(limit, now_us) {
+        for (name, value) in limits::log_values(limit, now_us, &entry) {
             update = update.expression_attribute_values(name, value);
         }
         match update.send().await {
             Ok(out) => Ok(out.attributes.map_or(LogHit::Missing, LogHit::Admitted)),
             Err(e) => match e.as_service_error() {
+                // Logged by our own earlier attempt, whose answer was lost.
+                Some(UpdateItemError::ConditionalCheckFailedException(c))
+                    if c.item
+                        .as_ref()
+                        .is_some_and(|i| limits::log_holds(i, &entry)) =>
+                {
+                    Ok(c.item.clone().map_or(LogHit::Missing, LogHit::Admitted))
+                }
                 Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
                     Ok(c.item.clone().map_or(LogHit::Missing, LogHit::Refused))
                 }
@@ -109,6 +145,11 @@ impl DynamoStore {
 /// A fixed-window counter: one more hit, while below the maximum.
 const COUNT_HIT: &str = "ADD #hits :one SET #ttl = :ttl";
 const HAS_ROOM: &str = "attribute_not_exists(#hits) OR #hits < :max";
+/// The same as a single call: it also adds its id `:id` to the set of
+/// counting calls, on condition that the set lacks it (`:idv`).
+const COUNT_HIT_ONCE: &str = "ADD #hits :one, #ids :id SET #ttl = :ttl";
+const HAS_ROOM_ONCE: &str =
+    "(attribute_not_exists(#hits) OR #hits < :max) AND NOT contains(#ids, :idv)";
 
 fn counter_key(ns: &str, limit_key: &LimitKey, window: i64) -> (String, String) {
     match limit_key {

@@ -145,7 +145,7 @@ impl TokenStore for DynamoStore {
                 Some(codes) if codes.iter().any(|c| c == "ConditionalCheckFailed") => {
                     Err(WriteConflict::Conflict)
                 }
-                _ => Err(port_error("TransactWriteItems", err).into()),
+                _ => Err(cancelled_error(err).into()),
             },
         }
     }
@@ -266,7 +266,7 @@ impl TokenStore for DynamoStore {
             {
                 Ok(false)
             }
-            Err(err) => Err(port_error("TransactWriteItems", err)),
+            Err(err) => Err(cancelled_error(err)),
         }
     }
     async fn delete_device_tokens(&self, owner: &str, device_id: &str) -> Result<(), PortError> {

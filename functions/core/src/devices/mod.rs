@@ -1,18 +1,26 @@
 //! `device/apns/` and `device/gcm/`: one device per push token in the whole
 //! service, each reachable through one SNS platform endpoint.
 
+mod claims;
+mod endpoints;
 mod input;
 
 use http::StatusCode;
 use serde_json::{json, Value};
 
+use claims::{after_take_over, claim_change, clean_up};
+pub(crate) use endpoints::settle_environment;
+use endpoints::{
+    delete_dropped_endpoints, ensure_endpoints, kind_supported, release_unclaimed_endpoints,
+    settled_platform, target_platforms,
+};
 pub use input::clean_registration_id;
 use input::{read_registration, read_update, DeviceInput};
 
 use crate::accounts::authenticate;
 use crate::error::ApiError;
 use crate::model::ApiKeyRecord;
-use crate::model::{DeviceKind, DeviceRecord, Platform};
+use crate::model::{DeviceKind, DeviceRecord};
 use crate::page::page;
 use crate::ports::{ClaimChange, DeviceRemoval, DeviceWrite};
 use crate::request::ApiRequest;
@@ -30,87 +38,6 @@ pub fn device_json(device: &DeviceRecord) -> Value {
         "active": device.active,
         "date_created": format_timestamp(device.created_us),
     })
-}
-
-fn kind_supported(deps: &Deps, kind: DeviceKind) -> Result<(), ApiError> {
-    if deps.push.platforms(kind).is_empty() {
-        Err(ApiError::field(
-            "registration_id",
-            format!(
-                "This server is not configured for {} devices.",
-                kind.as_str()
-            ),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-/// The platforms a device's push token is to be pushed through: the APNs
-/// environment the client named; else the one its device already settled
-/// on for this same push token (`settled`); else every one the app has
-/// (both APNs environments until one is reported dead).
-fn target_platforms(
-    deps: &Deps,
-    kind: DeviceKind,
-    named: Option<Platform>,
-    settled: Option<Platform>,
-) -> Result<Vec<Platform>, ApiError> {
-    let configured = deps.push.platforms(kind);
-    if kind != DeviceKind::Apns {
-        return Ok(configured);
-    }
-    match named {
-        Some(platform) if configured.contains(&platform) => Ok(vec![platform]),
-        Some(platform) => Err(ApiError::field(
-            "environment",
-            format!(
-                "This app has no APNs {} application: use {}.",
-                platform.environment(),
-                configured
-                    .iter()
-                    .map(|p| format!("\"{}\"", p.environment()))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ),
-        )),
-        None => match settled.filter(|p| configured.contains(p)) {
-            Some(platform) => Ok(vec![platform]),
-            None => Ok(configured),
-        },
-    }
-}
-
-/// The APNs environment a device with one endpoint has settled on.
-fn settled_platform(device: &DeviceRecord) -> Option<Platform> {
-    match device.alternate_arn {
-        None => Platform::of_arn(&device.endpoint_arn),
-        Some(_) => None,
-    }
-}
-
-/// Makes (or updates) one enabled endpoint carrying `token` per platform in
-/// `targets`, reusing the endpoint of `reusable` that is on the same
-/// platform; returns them in the order of `targets`.
-async fn ensure_endpoints(
-    deps: &Deps,
-    token: &str,
-    targets: &[Platform],
-    reusable: &[&str],
-) -> Result<(String, Option<String>), ApiError> {
-    let mut arns = Vec::with_capacity(targets.len());
-    for platform in targets {
-        let known = reusable
-            .iter()
-            .copied()
-            .find(|arn| Platform::of_arn(arn) == Some(*platform));
-        arns.push(deps.push.ensure_endpoint(*platform, token, known).await?);
-    }
-    let mut arns = arns.into_iter();
-    let first = arns
-        .next()
-        .ok_or_else(|| ApiError::Internal("no platform to push through".into()))?;
-    Ok((first, arns.next()))
 }
 
 /// `GET device/<kind>/`: page object of the caller's devices of that kind.
@@ -171,28 +98,42 @@ async fn register_attempt(
     let owner = &caller.account_id;
     let claim = deps.store.get_claim(kind, registration_id).await?;
     let existing = match &claim {
-        Some(c) if c.owner == *owner => deps.store.get_device(owner, &c.device_id).await?,
+        Some(c) if c.owner == *owner => deps
+            .store
+            .get_device(owner, &c.device_id)
+            .await?
+            .filter(|d| d.registration_id == registration_id),
         _ => None,
     };
     if let Some(mut device) = existing {
-        // Same account, same push token: the same device, refreshed.
+        // Same account, same push token: the same device, refreshed (its
+        // endpoints re-enabled), on condition that it is still as read.
         let old = device.clone();
         apply_optional(&mut device, input);
         device.active = input.active.unwrap_or(true);
-        let targets = target_platforms(deps, kind, input.environment, settled_platform(&device))?;
+        let settled = match input.environment {
+            Some(_) => None,
+            None => settled_platform(deps, &device).await?,
+        };
+        let targets = target_platforms(deps, kind, input.environment, settled)?;
         let reusable: Vec<&str> = old.endpoints().collect();
         (device.endpoint_arn, device.alternate_arn) =
             ensure_endpoints(deps, registration_id, &targets, &reusable).await?;
         let write = device_write(deps, caller, device.clone(), false, ClaimChange::Keep);
         deps.store.save_device(&write).await?;
-        delete_dropped_endpoints(deps, &old, &device).await?;
+        clean_up("a dropped endpoint", || {
+            delete_dropped_endpoints(deps, &old, &device)
+        })
+        .await;
         return Ok(ApiResponse::json(StatusCode::OK, device_json(&device)));
     }
+    let id = crate::entropy::uuid_v4().to_string();
+    let (claim_change, holder) = claim_change(deps, kind, registration_id, &id).await?;
     let targets = target_platforms(deps, kind, input.environment, None)?;
     let (endpoint_arn, alternate_arn) =
         ensure_endpoints(deps, registration_id, &targets, &[]).await?;
     let device = DeviceRecord {
-        id: uuid::Uuid::new_v4().to_string(),
+        id,
         owner: owner.clone(),
         kind,
         registration_id: registration_id.to_string(),
@@ -202,10 +143,7 @@ async fn register_attempt(
         created_us: deps.clock.now_us(),
         endpoint_arn,
         alternate_arn,
-    };
-    let claim_change = match claim {
-        None => ClaimChange::Create,
-        Some(c) => ClaimChange::TakeFrom(c),
+        version: 0,
     };
     let write = device_write(deps, caller, device.clone(), true, claim_change.clone());
     if let Err(e) = deps.store.save_device(&write).await {
@@ -218,65 +156,12 @@ async fn register_attempt(
         }
         return Err(e);
     }
-    if let ClaimChange::TakeFrom(previous) = claim_change {
-        // The push token moved here; the old record is gone, and so
-        // must be the whitelist tokens issued for it.
-        deps.store
-            .delete_device_tokens(&previous.owner, &previous.device_id)
-            .await?;
-        tracing::info!(device = %device.id, "push token moved to this device");
+    if let Some(holder) = &holder {
+        // The push token moved here; the old record is gone, and so must
+        // be what was issued for it.
+        after_take_over(deps, holder, &device).await;
     }
     Ok(ApiResponse::json(StatusCode::CREATED, device_json(&device)))
-}
-
-/// Deletes the endpoints made for a device that was not saved, if still no
-/// device claims its push token; best effort (a leftover is adopted by the
-/// next registration of the token).
-async fn release_unclaimed_endpoints(deps: &Deps, device: &DeviceRecord) {
-    if let Ok(None) = deps
-        .store
-        .get_claim(device.kind, &device.registration_id)
-        .await
-    {
-        for arn in device.endpoints() {
-            if let Err(e) = deps.push.delete_endpoint(arn).await {
-                tracing::warn!(error = %e, "left an unclaimed endpoint behind");
-            }
-        }
-    }
-}
-
-/// After a save: deletes the endpoints `old` had that `new` no longer has.
-async fn delete_dropped_endpoints(
-    deps: &Deps,
-    old: &DeviceRecord,
-    new: &DeviceRecord,
-) -> Result<(), ApiError> {
-    for arn in old.endpoints() {
-        if !new.endpoints().any(|kept| kept == arn) {
-            deps.push.delete_endpoint(arn).await?;
-        }
-    }
-    Ok(())
-}
-
-/// A device of unknown APNs environment whose endpoint `dead_arn` is
-/// reported dead (disabled by SNS, or gone) settles on its other one: the
-/// record first, on condition, then the dead endpoint goes. `false` when the
-/// device changed meanwhile (nothing done).
-pub(crate) async fn settle_environment(
-    deps: &Deps,
-    device: &DeviceRecord,
-    dead_arn: &str,
-) -> Result<bool, crate::ports::PortError> {
-    if !deps.store.drop_endpoint(device, dead_arn).await? {
-        return Ok(false);
-    }
-    tracing::info!(device = %device.id, "device settled on its APNs environment");
-    if let Err(e) = deps.push.delete_endpoint(dead_arn).await {
-        tracing::warn!(device = %device.id, error = %e, "left a dead endpoint behind");
-    }
-    Ok(true)
 }
 
 /// A device write by `caller`, under the account's device cap and
@@ -368,41 +253,44 @@ async fn update_attempt(
     if let Some(active) = input.active {
         device.active = active;
     }
-    let mut write = device_write(deps, caller, device.clone(), false, ClaimChange::Keep);
+    let mut write = device_write(deps, caller, device, false, ClaimChange::Keep);
+    let mut holder = None;
     let new_token = input
         .registration_id
         .clone()
-        .filter(|t| *t != device.registration_id);
+        .filter(|t| *t != old.registration_id);
     // A new push token (its environment unknown again, unless named), or the
     // same one with its APNs environment named: the endpoints are chosen anew.
     if new_token.is_some() || input.environment.is_some() {
         kind_supported(deps, kind)?;
         let targets = target_platforms(deps, kind, input.environment, None)?;
+        // The same token: its own endpoints, re-enabled. A new one: the
+        // endpoints of that token (made, or adopted from the device that
+        // holds it); ours are retired after the save.
+        let mut reusable: Vec<&str> = old.endpoints().collect();
         if let Some(token) = &new_token {
-            write.claim = match deps.store.get_claim(kind, token).await? {
-                None => ClaimChange::Create,
-                Some(c) if c.device_id == device.id => ClaimChange::Keep,
-                Some(c) => ClaimChange::TakeFrom(c),
-            };
-            write.release_claim_of = Some(device.registration_id.clone());
+            (write.claim, holder) = claim_change(deps, kind, token, &old.id).await?;
+            write.release_claim_of = Some(old.registration_id.clone());
             write.device.registration_id = token.clone();
+            reusable.clear();
         }
-        // A token nobody holds: move our endpoints to it (AWS's practice).
-        // A token another device holds: that device's endpoints already
-        // carry it, so adopt those and retire ours.
-        let reusable: Vec<&str> = match write.claim {
-            ClaimChange::TakeFrom(_) => vec![],
-            _ => old.endpoints().collect(),
-        };
         (write.device.endpoint_arn, write.device.alternate_arn) =
             ensure_endpoints(deps, &write.device.registration_id, &targets, &reusable).await?;
     }
-    deps.store.save_device(&write).await?;
-    delete_dropped_endpoints(deps, &old, &write.device).await?;
-    if let ClaimChange::TakeFrom(previous) = &write.claim {
-        deps.store
-            .delete_device_tokens(&previous.owner, &previous.device_id)
-            .await?;
+    if let Err(e) = deps.store.save_device(&write).await {
+        if new_token.is_some() {
+            // The endpoints made for the new token serve no one unless a
+            // device claims it; a retry makes them again (one per token).
+            release_unclaimed_endpoints(deps, &write.device).await;
+        }
+        return Err(e.into());
+    }
+    clean_up("a dropped endpoint", || {
+        delete_dropped_endpoints(deps, &old, &write.device)
+    })
+    .await;
+    if let Some(holder) = &holder {
+        after_take_over(deps, holder, &write.device).await;
     }
     Ok(ApiResponse::json(
         StatusCode::OK,
@@ -418,29 +306,26 @@ pub async fn delete(
     id: &str,
 ) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(deps, req).await?;
-    let removed = retry_conflicts(&*deps.clock, deadline_of(deps, req), || async {
+    // A device gone meanwhile is read again as gone: `404`.
+    retry_conflicts(&*deps.clock, deadline_of(deps, req), || async {
         let device = own_device(deps, &caller.account_id, kind, id).await?;
         remove_device(deps, &device).await
     })
     .await?;
-    if !removed {
-        return Err(ApiError::NotFound);
-    }
     Ok(ApiResponse::no_content())
 }
 
-/// Deletes a device record (and its claim), then its endpoint if no other
-/// device took its push token meanwhile (the endpoint is then theirs), then
-/// the tokens issued for it — none can be created once it is gone. `false`
-/// when it was already gone.
-pub(crate) async fn remove_device(deps: &Deps, device: &DeviceRecord) -> Result<bool, ApiError> {
-    if !remove_device_record(deps, device).await? {
-        return Ok(false);
-    }
+/// Deletes a device record (and its claim) on condition that it is still
+/// as read, then its endpoint if no other device took its push token
+/// meanwhile (the endpoint is then theirs), then the tokens issued for it —
+/// none can be created once it is gone. `Conflict` when it changed or went
+/// meanwhile: the caller reads it again.
+pub(crate) async fn remove_device(deps: &Deps, device: &DeviceRecord) -> Result<(), ApiError> {
+    remove_device_record(deps, device).await?;
     deps.store
         .delete_device_tokens(&device.owner, &device.id)
         .await?;
-    Ok(true)
+    Ok(())
 }
 
 /// [`remove_device`] but for the tokens (an account deletion removes them
@@ -448,9 +333,9 @@ pub(crate) async fn remove_device(deps: &Deps, device: &DeviceRecord) -> Result<
 pub(crate) async fn remove_device_record(
     deps: &Deps,
     device: &DeviceRecord,
-) -> Result<bool, ApiError> {
+) -> Result<(), ApiError> {
     match deps.store.delete_device(device).await? {
-        DeviceRemoval::Gone => return Ok(false),
+        DeviceRemoval::Changed => Err(ApiError::Conflict("device changed meanwhile".into())),
         DeviceRemoval::Removed { endpoint_is_ours } => {
             if endpoint_is_ours {
                 for arn in device.endpoints() {
@@ -462,7 +347,7 @@ pub(crate) async fn remove_device_record(
                     }
                 }
             }
+            Ok(())
         }
     }
-    Ok(true)
 }

@@ -4,7 +4,6 @@ use serde_json::json;
 
 use super::{answer, apns_token, register, request, token_for};
 use crate::model::{DeviceKind, DeviceRecord};
-use crate::ports::DeviceStore;
 use crate::testing::{Fault, MemoryPush, World};
 use crate::{Limit, Settings};
 
@@ -36,9 +35,7 @@ async fn the_same_push_token_again_is_the_same_device_refreshed_and_reenabled() 
     w.push.disable(&arn);
     let owner = w.store.devices()[0].owner.clone();
     w.store
-        .set_device_active(&owner, first["id"].as_str().unwrap(), false)
-        .await
-        .unwrap();
+        .set_active(&owner, first["id"].as_str().unwrap(), false);
     let req = request(
         "POST",
         "device/apns/",
@@ -238,6 +235,7 @@ async fn a_claim_taken_meanwhile_makes_the_registration_read_again_and_take_it_o
                 created_us: 0,
                 endpoint_arn: "arn:memory:sns:endpoint/elsewhere".into(),
                 alternate_arn: None,
+                version: 1,
             })
         })
     });

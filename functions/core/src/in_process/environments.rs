@@ -11,7 +11,7 @@ use crate::testing::{MemoryPush, World};
 use crate::Settings;
 
 /// An app with both APNs environments (and FCM).
-fn both_environments() -> World {
+pub(super) fn both_environments() -> World {
     World::with(
         Settings::default(),
         MemoryPush::with_platforms(&[Platform::Apns, Platform::ApnsSandbox, Platform::Gcm]),
@@ -24,7 +24,7 @@ async fn register_with(world: &World, key: &str, body: Value) -> (u16, Value) {
 }
 
 /// The platforms of a device's endpoints, in its record's order.
-fn platforms(world: &World) -> Vec<Platform> {
+pub(super) fn platforms(world: &World) -> Vec<Platform> {
     let devices = world.store.devices();
     assert_eq!(devices.len(), 1);
     devices[0]
@@ -34,7 +34,7 @@ fn platforms(world: &World) -> Vec<Platform> {
 }
 
 /// A knock through the delivery operation: what happened.
-async fn knock(world: &World, token: &str) -> Delivery {
+pub(super) async fn knock(world: &World, token: &str) -> Delivery {
     let deadline = world.deps.clock.now_us() + 10_000_000;
     deliver(&world.deps, token, &Value::Null, Priority::High, deadline)
         .await
@@ -42,7 +42,7 @@ async fn knock(world: &World, token: &str) -> Delivery {
 }
 
 /// Pushes published to endpoints of `platform`.
-fn pushes_on(world: &World, platform: Platform) -> usize {
+pub(super) fn pushes_on(world: &World, platform: Platform) -> usize {
     world
         .push
         .published()

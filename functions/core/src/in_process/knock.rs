@@ -107,14 +107,8 @@ async fn a_knock_reaches_every_active_device_once_and_echoes_the_request() {
 async fn inactive_devices_get_nothing() {
     let s = setup(2, 0).await;
     let (id, arn) = &s.devices[1];
-    crate::ports::DeviceStore::set_device_active(
-        &*s.world.store,
-        &s.world.store.devices()[0].owner,
-        id,
-        false,
-    )
-    .await
-    .unwrap();
+    let owner = s.world.store.devices()[0].owner.clone();
+    s.world.store.set_active(&owner, id, false);
     assert_eq!(knock(&s.world, json!({ "token": s.token })).await.0, 202);
     let reached: Vec<String> = s
         .world
@@ -227,10 +221,12 @@ async fn a_deleted_endpoint_of_a_device_deleted_meanwhile_is_not_pushed_to() {
         .push
         .before_ensure_endpoint(move || store.remove_device(&owner, &gone_id));
     let delivery = deliver(&s, Priority::High).await;
+    // Not pushed, and not judged dead either: it changed during the knock.
     assert_eq!(
-        (delivery.published, delivery.gone, delivery.reattached),
+        (delivery.published, delivery.changed, delivery.reattached),
         (1, 1, 0)
     );
+    assert_eq!(delivery.deactivated, 0);
     let reached: Vec<String> = s
         .world
         .push
@@ -298,7 +294,7 @@ async fn a_device_that_cannot_be_deactivated_does_not_fail_the_knock() {
     s.world.push.disable(&s.devices[1].1);
     s.world
         .store
-        .fail("set_device_active", Fault::Unavailable, 1);
+        .fail("deactivate_device", Fault::Unavailable, 1);
     let delivery = deliver(&s, Priority::High).await;
     assert_eq!(
         (delivery.published, delivery.disabled, delivery.deactivated),

@@ -7,6 +7,7 @@
 mod devices;
 mod environments;
 mod knock;
+mod races;
 
 use bytes::Bytes;
 use serde_json::Value;

@@ -128,7 +128,17 @@ impl AccountStore for MemoryStore {
     ) -> Result<(), PortError> {
         self.call("finish_account_deletion").await?;
         let mut t = self.tables();
+        // As the DynamoDB store: refused while a device remains.
+        if t.devices.keys().any(|(owner, _)| owner == account_id) {
+            return Err(PortError::Conflict(
+                "account deletion: a device is still being deleted".into(),
+            ));
+        }
         t.tokens.retain(|_, (tok, _)| tok.owner != account_id);
+        // Its counters (token creations, registrations) and its device count
+        // live in its partition, which goes with it.
+        t.counters.retain(|k, _| !k.contains(account_id));
+        t.device_counts.remove(account_id);
         t.keys.retain(|_, (k, _)| k.account_id != account_id);
         let email = email.to_lowercase();
         if t.emails.get(&email).is_some_and(|u| u == username) {

@@ -4,7 +4,9 @@
 //! on its writes — and let a test inject the failures AWS can answer.
 
 mod accounts;
+pub mod contract;
 mod push;
+mod snapshot;
 mod store;
 mod tokens;
 
@@ -13,6 +15,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use push::{Endpoint, MemoryPush, SimulatedPublish};
+pub use snapshot::StoreSnapshot;
 pub use store::MemoryStore;
 
 use crate::ports::{Clock, PortError};

@@ -1,7 +1,7 @@
 //! The store in memory: its tables, and its devices (accounts:
 //! `accounts.rs`; tokens and limits: `tokens.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -34,8 +34,14 @@ pub(super) struct Tables {
     pub(super) tokens: BTreeMap<String, (TokenRecord, Vec<Micros>)>,
     /// Fixed-window counters by "limit key/window".
     pub(super) counters: BTreeMap<String, u32>,
+    /// Each account's device count, kept by the device writes exactly as
+    /// the DynamoDB store keeps its count item (the cap is checked on it).
+    pub(super) device_counts: BTreeMap<String, i64>,
     pub(super) salts: BTreeMap<i64, String>,
 }
+
+/// A concurrent change a test lands just before a chosen call.
+pub type Interleaved = Box<dyn FnOnce() -> futures_util::future::BoxFuture<'static, ()> + Send>;
 
 /// The store, in memory.
 #[derive(Default)]
@@ -43,6 +49,8 @@ pub struct MemoryStore {
     tables: Mutex<Tables>,
     faults: Faults,
     latency: Duration,
+    /// Changes to land before a call, by the call's (port method's) name.
+    before: Mutex<HashMap<String, VecDeque<Interleaved>>>,
 }
 
 impl MemoryStore {
@@ -55,12 +63,37 @@ impl MemoryStore {
         }
     }
 
-    /// Every call starts here: its latency, then an injected failure if any.
+    /// Every call starts here: its latency, a concurrent change a test
+    /// queued for it, then an injected failure if any.
     pub(super) async fn call(&self, name: &str) -> Result<(), PortError> {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
+        let change = self
+            .before
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(name)
+            .and_then(VecDeque::pop_front);
+        if let Some(change) = change {
+            change().await;
+        }
         self.faults.check(name)
+    }
+
+    /// Lands `change` (another request, say, run through the operations
+    /// with the same deps) just before the next call of `call` — between an
+    /// operation's reads and its write, where AWS lets other requests in.
+    pub fn before<F>(&self, call: &str, change: impl FnOnce() -> F + Send + 'static)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.before
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(call.to_string())
+            .or_default()
+            .push_back(Box::new(move || Box::pin(change())));
     }
 
     pub(super) fn tables(&self) -> MutexGuard<'_, Tables> {
@@ -111,9 +144,12 @@ impl MemoryStore {
             .cloned()
     }
 
-    /// Stores a device and its claim directly, as a concurrent registration would.
-    pub fn insert_device(&self, device: DeviceRecord) {
+    /// Stores a device and its claim directly, as a concurrent registration
+    /// would (counted on its owner's device count).
+    pub fn insert_device(&self, mut device: DeviceRecord) {
         let mut t = self.tables();
+        device.version = device.version.max(1);
+        *t.device_counts.entry(device.owner.clone()).or_default() += 1;
         t.claims.insert(
             (device.kind.as_str(), device.registration_id.clone()),
             PushTokenClaim {
@@ -125,11 +161,30 @@ impl MemoryStore {
             .insert((device.owner.clone(), device.id.clone()), device);
     }
 
-    /// Deletes a device record directly, as a concurrent deletion would.
+    /// Deletes a device record directly, as a concurrent deletion would
+    /// (its claim and count left as they are).
     pub fn remove_device(&self, owner: &str, id: &str) {
         self.tables()
             .devices
             .remove(&(owner.to_string(), id.to_string()));
+    }
+
+    /// Switches a device on or off directly, as its owner's `PATCH` would
+    /// (a write: its version moves on).
+    pub fn set_active(&self, owner: &str, id: &str, active: bool) {
+        if let Some(d) = self
+            .tables()
+            .devices
+            .get_mut(&(owner.to_string(), id.to_string()))
+        {
+            d.active = active;
+            d.version += 1;
+        }
+    }
+
+    /// An account's device count, as stored.
+    pub fn device_count(&self, owner: &str) -> i64 {
+        self.tables().device_counts.get(owner).copied().unwrap_or(0)
     }
 
     /// Every whitelist token, as stored.
@@ -181,7 +236,6 @@ impl DeviceStore for MemoryStore {
         let mut t = self.tables();
         let device = &write.device;
         let key = (device.owner.clone(), device.id.clone());
-        let claim_key = (device.kind.as_str(), device.registration_id.clone());
         let account_ok = t
             .accounts
             .get(&write.owner_username)
@@ -189,66 +243,66 @@ impl DeviceStore for MemoryStore {
         if !account_ok {
             return Err(WriteConflict::AccountGone);
         }
-        if write.is_new {
-            let owned = t.devices.keys().filter(|(o, _)| *o == device.owner).count();
-            let taken_over =
-                matches!(&write.claim, ClaimChange::TakeFrom(c) if c.owner == device.owner);
-            if owned.saturating_sub(usize::from(taken_over)) >= write.device_limit as usize {
+        let taken_from = match &write.claim {
+            ClaimChange::TakeFrom(previous) => Some(previous.owner.clone()),
+            _ => None,
+        };
+        let same_owner = taken_from.as_deref() == Some(device.owner.as_str());
+        if write.is_new && !same_owner {
+            let count = t.device_counts.get(&device.owner).copied().unwrap_or(0);
+            if count >= i64::from(write.device_limit) {
                 return Err(WriteConflict::DeviceLimit);
             }
         }
-        let claim_holds = match &write.claim {
-            ClaimChange::Keep => t
-                .claims
-                .get(&claim_key)
-                .is_some_and(|c| c.device_id == device.id),
-            ClaimChange::Create => !t.claims.contains_key(&claim_key),
-            ClaimChange::TakeFrom(previous) => t.claims.get(&claim_key) == Some(previous),
+        let counted = LimitKey::DeviceRegistrations {
+            account_id: device.owner.clone(),
         };
-        if t.devices.contains_key(&key) == write.is_new || !claim_holds {
+        if write.is_new {
+            let admission =
+                super::tokens::peek(&t, &counted, write.now_us, write.registration_limit);
+            super::tokens::limited(&counted, admission)?;
+        }
+        if !device_condition_holds(&t, write) {
             return Err(WriteConflict::Conflict);
         }
+        // Every condition holds: the writes of the transaction.
         if write.is_new {
-            let counted = LimitKey::DeviceRegistrations {
-                account_id: device.owner.clone(),
-            };
-            super::tokens::limited(
-                &counted,
-                super::tokens::count(&mut t, &counted, write.now_us, write.registration_limit),
-            )?;
+            super::tokens::count(&mut t, &counted, write.now_us, write.registration_limit);
+            if !same_owner {
+                *t.device_counts.entry(device.owner.clone()).or_default() += 1;
+            }
         }
         if let ClaimChange::TakeFrom(previous) = &write.claim {
             t.devices
                 .remove(&(previous.owner.clone(), previous.device_id.clone()));
-        }
-        if let Some(old) = &write.release_claim_of {
-            let old_key = (device.kind.as_str(), old.clone());
-            if t.claims
-                .get(&old_key)
-                .is_some_and(|c| c.device_id == device.id)
-            {
-                t.claims.remove(&old_key);
+            if !(write.is_new && same_owner) {
+                *t.device_counts.entry(previous.owner.clone()).or_default() -= 1;
             }
         }
+        if let Some(old) = &write.release_claim_of {
+            t.claims.remove(&(device.kind.as_str(), old.clone()));
+        }
         t.claims.insert(
-            claim_key,
+            (device.kind.as_str(), device.registration_id.clone()),
             PushTokenClaim {
                 owner: device.owner.clone(),
                 device_id: device.id.clone(),
             },
         );
-        t.devices.insert(key, device.clone());
+        let mut stored = device.clone();
+        stored.version = device.version + 1;
+        t.devices.insert(key, stored);
         Ok(())
     }
     async fn delete_device(&self, device: &DeviceRecord) -> Result<DeviceRemoval, PortError> {
         self.call("delete_device").await?;
         let mut t = self.tables();
-        if t.devices
-            .remove(&(device.owner.clone(), device.id.clone()))
-            .is_none()
-        {
-            return Ok(DeviceRemoval::Gone);
+        let key = (device.owner.clone(), device.id.clone());
+        if !at_version(&t, device) {
+            return Ok(DeviceRemoval::Changed);
         }
+        t.devices.remove(&key);
+        *t.device_counts.entry(device.owner.clone()).or_default() -= 1;
         let claim_key = (device.kind.as_str(), device.registration_id.clone());
         let endpoint_is_ours = match t.claims.get(&claim_key) {
             None => true,
@@ -263,36 +317,22 @@ impl DeviceStore for MemoryStore {
     async fn replace_endpoint(
         &self,
         device: &DeviceRecord,
+        old_arn: &str,
         new_arn: &str,
     ) -> Result<bool, PortError> {
         self.call("replace_endpoint").await?;
         let mut t = self.tables();
-        match t
-            .devices
-            .get_mut(&(device.owner.clone(), device.id.clone()))
-        {
-            Some(d) if d.endpoint_arn == device.endpoint_arn => {
+        let in_first = old_arn == device.endpoint_arn;
+        if !in_first && device.alternate_arn.as_deref() != Some(old_arn) {
+            return Ok(false);
+        }
+        Ok(update_at_version(&mut t, device, |d| {
+            if in_first {
                 d.endpoint_arn = new_arn.into();
-                Ok(true)
+            } else {
+                d.alternate_arn = Some(new_arn.into());
             }
-            _ => Ok(false),
-        }
-    }
-    async fn set_device_active(
-        &self,
-        owner: &str,
-        id: &str,
-        active: bool,
-    ) -> Result<(), PortError> {
-        self.call("set_device_active").await?;
-        if let Some(d) = self
-            .tables()
-            .devices
-            .get_mut(&(owner.to_string(), id.to_string()))
-        {
-            d.active = active;
-        }
-        Ok(())
+        }))
     }
     async fn devices_by_endpoint(
         &self,
@@ -309,21 +349,12 @@ impl DeviceStore for MemoryStore {
     }
     async fn deactivate_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
         self.call("deactivate_device").await?;
-        let mut t = self.tables();
-        match t
-            .devices
-            .get_mut(&(device.owner.clone(), device.id.clone()))
-        {
-            Some(d)
-                if d.endpoint_arn == device.endpoint_arn
-                    && d.alternate_arn.is_none()
-                    && d.active =>
-            {
-                d.active = false;
-                Ok(true)
-            }
-            _ => Ok(false),
+        if !device.active {
+            return Ok(false);
         }
+        Ok(update_at_version(&mut self.tables(), device, |d| {
+            d.active = false
+        }))
     }
     async fn drop_endpoint(
         &self,
@@ -331,23 +362,78 @@ impl DeviceStore for MemoryStore {
         dead_arn: &str,
     ) -> Result<bool, PortError> {
         self.call("drop_endpoint").await?;
-        let mut t = self.tables();
         let Some(keep) = device.survivor(dead_arn) else {
             return Ok(false);
         };
-        match t
-            .devices
-            .get_mut(&(device.owner.clone(), device.id.clone()))
-        {
-            Some(d)
-                if d.endpoint_arn == device.endpoint_arn
-                    && d.alternate_arn == device.alternate_arn =>
-            {
-                d.endpoint_arn = keep.to_string();
-                d.alternate_arn = None;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(update_at_version(&mut self.tables(), device, |d| {
+            d.endpoint_arn = keep.to_string();
+            d.alternate_arn = None;
+        }))
     }
+}
+
+/// Whether the stored device is still at the version `device` was read at
+/// (and exists).
+fn at_version(t: &Tables, device: &DeviceRecord) -> bool {
+    t.devices
+        .get(&(device.owner.clone(), device.id.clone()))
+        .is_some_and(|d| d.version == device.version)
+}
+
+/// Changes the stored device by `change` and bumps its version, if it is
+/// still at the version `device` was read at; `false` (nothing done) if not.
+fn update_at_version(
+    t: &mut Tables,
+    device: &DeviceRecord,
+    change: impl FnOnce(&mut DeviceRecord),
+) -> bool {
+    match t
+        .devices
+        .get_mut(&(device.owner.clone(), device.id.clone()))
+    {
+        Some(d) if d.version == device.version => {
+            change(d);
+            d.version += 1;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The conditions of a device save other than its account, cap and limit,
+/// as the DynamoDB transaction puts them: the device new or still as read,
+/// the claim as the change expects it, the device it takes the token from
+/// still holding it (or, for an orphaned claim, still not holding it), and
+/// the previous token's claim not another device's.
+fn device_condition_holds(t: &Tables, write: &DeviceWrite) -> bool {
+    let device = &write.device;
+    let key = (device.owner.clone(), device.id.clone());
+    let token = &device.registration_id;
+    let device_ok = if write.is_new {
+        !t.devices.contains_key(&key)
+    } else {
+        at_version(t, device)
+    };
+    let claim = t.claims.get(&(device.kind.as_str(), token.clone()));
+    let holds_token = |previous: &PushTokenClaim| {
+        t.devices
+            .get(&(previous.owner.clone(), previous.device_id.clone()))
+            .is_some_and(|d| d.registration_id == *token)
+    };
+    let claim_ok = match &write.claim {
+        ClaimChange::Keep => claim.is_some_and(|c| c.device_id == device.id),
+        ClaimChange::Create => claim.is_none(),
+        ClaimChange::TakeFrom(previous) => {
+            claim.is_some_and(|c| c.device_id == previous.device_id) && holds_token(previous)
+        }
+        ClaimChange::TakeOrphan(previous) => {
+            claim.is_some_and(|c| c.device_id == previous.device_id) && !holds_token(previous)
+        }
+    };
+    let release_ok = write.release_claim_of.as_ref().is_none_or(|old| {
+        t.claims
+            .get(&(device.kind.as_str(), old.clone()))
+            .is_none_or(|c| c.device_id == device.id)
+    });
+    device_ok && claim_ok && release_ok
 }

@@ -13,18 +13,26 @@ use crate::{secrets, Limit};
 /// Counts a hit on a fixed-window counter: the rule of `count_hit` and of the
 /// counter slots inside device and token creations.
 pub(super) fn count(t: &mut Tables, key: &LimitKey, now_us: Micros, limit: Limit) -> Admission {
+    let admission = peek(t, key, now_us, limit);
+    if admission == Admission::Admitted && limit.max > 0 {
+        let (window, _) = limit.window_at(now_us);
+        *t.counters.entry(format!("{key:?}/{window}")).or_default() += 1;
+    }
+    admission
+}
+
+/// What [`count`] would answer, counting nothing.
+pub(super) fn peek(t: &Tables, key: &LimitKey, now_us: Micros, limit: Limit) -> Admission {
     if limit.max == 0 {
         return Admission::Admitted;
     }
     let (window, retry_after_seconds) = limit.window_at(now_us);
-    let n = t.counters.entry(format!("{key:?}/{window}")).or_default();
-    if *n >= limit.max {
-        return Admission::Limited {
+    match t.counters.get(&format!("{key:?}/{window}")) {
+        Some(n) if *n >= limit.max => Admission::Limited {
             retry_after_seconds,
-        };
+        },
+        _ => Admission::Admitted,
     }
-    *n += 1;
-    Admission::Admitted
 }
 
 pub(super) fn limited(key: &LimitKey, admission: Admission) -> Result<(), WriteConflict> {

@@ -1,0 +1,179 @@
+//! A device's SNS endpoints: which platforms its push token goes through,
+//! making them, and what becomes of the ones a device no longer uses.
+//!
+//! An endpoint carries one push token for its whole life: a device that
+//! gets a new token gets the endpoint of that token (made, or the one SNS
+//! already has: one per token and platform application), never its old
+//! endpoint re-pointed. So an endpoint a record names always carries the
+//! record's token, whichever of two racing writes lands; the SNS calls a
+//! losing attempt made are harmless (see `docs/ARCHITECTURE.md`,
+//! "Concurrency").
+
+use crate::error::ApiError;
+use crate::model::{DeviceKind, DeviceRecord, Platform};
+use crate::ports::PortError;
+use crate::Deps;
+
+pub(super) fn kind_supported(deps: &Deps, kind: DeviceKind) -> Result<(), ApiError> {
+    if deps.push.platforms(kind).is_empty() {
+        Err(ApiError::field(
+            "registration_id",
+            format!(
+                "This server is not configured for {} devices.",
+                kind.as_str()
+            ),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The platforms a device's push token is to be pushed through: the APNs
+/// environment the client named; else the one its device already settled
+/// on for this same push token (`settled`); else every one the app has
+/// (both APNs environments until one is reported dead).
+pub(super) fn target_platforms(
+    deps: &Deps,
+    kind: DeviceKind,
+    named: Option<Platform>,
+    settled: Option<Platform>,
+) -> Result<Vec<Platform>, ApiError> {
+    let configured = deps.push.platforms(kind);
+    if kind != DeviceKind::Apns {
+        return Ok(configured);
+    }
+    match named {
+        Some(platform) if configured.contains(&platform) => Ok(vec![platform]),
+        Some(platform) => Err(ApiError::field(
+            "environment",
+            format!(
+                "This app has no APNs {} application: use {}.",
+                platform.environment(),
+                configured
+                    .iter()
+                    .map(|p| format!("\"{}\"", p.environment()))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        )),
+        None => match settled.filter(|p| configured.contains(p)) {
+            Some(platform) => Ok(vec![platform]),
+            None => Ok(configured),
+        },
+    }
+}
+
+/// The APNs environment a device has settled on: the one of its only
+/// endpoint; or, while it has two, the one whose endpoint is still enabled
+/// when SNS has disabled the other (APNs rejected the token there) — so a
+/// re-registration does not re-enable the endpoint APNs just rejected.
+pub(super) async fn settled_platform(
+    deps: &Deps,
+    device: &DeviceRecord,
+) -> Result<Option<Platform>, PortError> {
+    let Some(alternate) = &device.alternate_arn else {
+        return Ok(Platform::of_arn(&device.endpoint_arn));
+    };
+    let (first, second) = futures_util::future::try_join(
+        deps.push.endpoint_enabled(&device.endpoint_arn),
+        deps.push.endpoint_enabled(alternate),
+    )
+    .await?;
+    Ok(match (first, second) {
+        (Some(true), Some(false)) => Platform::of_arn(&device.endpoint_arn),
+        (Some(false), Some(true)) => Platform::of_arn(alternate),
+        _ => None,
+    })
+}
+
+/// Makes (or re-enables) one endpoint carrying `token` per platform in
+/// `targets`, reusing the endpoint of `reusable` (endpoints that already
+/// carry `token`) that is on the same platform; returns them in the order
+/// of `targets`.
+pub(super) async fn ensure_endpoints(
+    deps: &Deps,
+    token: &str,
+    targets: &[Platform],
+    reusable: &[&str],
+) -> Result<(String, Option<String>), ApiError> {
+    let mut arns = Vec::with_capacity(targets.len());
+    for platform in targets {
+        let known = reusable
+            .iter()
+            .copied()
+            .find(|arn| Platform::of_arn(arn) == Some(*platform));
+        arns.push(deps.push.ensure_endpoint(*platform, token, known).await?);
+    }
+    let mut arns = arns.into_iter();
+    let first = arns
+        .next()
+        .ok_or_else(|| ApiError::Internal("no platform to push through".into()))?;
+    Ok((first, arns.next()))
+}
+
+/// Deletes the endpoints made for a device that was not saved, if still no
+/// device claims its push token; best effort (a leftover is adopted by the
+/// next registration of the token).
+pub(super) async fn release_unclaimed_endpoints(deps: &Deps, device: &DeviceRecord) {
+    if let Ok(None) = deps
+        .store
+        .get_claim(device.kind, &device.registration_id)
+        .await
+    {
+        for arn in device.endpoints() {
+            if let Err(e) = deps.push.delete_endpoint(arn).await {
+                tracing::warn!(error = %e, "left an unclaimed endpoint behind");
+            }
+        }
+    }
+}
+
+/// After a save: deletes the endpoints `old` had that `new` no longer has —
+/// when `old`'s push token changed, only if no device has claimed that
+/// token since (its endpoint is then that device's).
+pub(super) async fn delete_dropped_endpoints(
+    deps: &Deps,
+    old: &DeviceRecord,
+    new: &DeviceRecord,
+) -> Result<(), ApiError> {
+    let dropped: Vec<String> = old
+        .endpoints()
+        .filter(|arn| !new.endpoints().any(|kept| kept == *arn))
+        .map(str::to_string)
+        .collect();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    if old.registration_id != new.registration_id
+        && deps
+            .store
+            .get_claim(old.kind, &old.registration_id)
+            .await?
+            .is_some()
+    {
+        return Ok(());
+    }
+    for arn in &dropped {
+        deps.push.delete_endpoint(arn).await?;
+    }
+    Ok(())
+}
+
+/// A device of unknown APNs environment whose endpoint `dead_arn` SNS
+/// disabled settles on its other one: the record first, on condition that
+/// it is still as read, then the dead endpoint goes. `false` when the
+/// device changed meanwhile (nothing done).
+pub(crate) async fn settle_environment(
+    deps: &Deps,
+    device: &DeviceRecord,
+    dead_arn: &str,
+) -> Result<bool, PortError> {
+    if !deps.store.drop_endpoint(device, dead_arn).await? {
+        return Ok(false);
+    }
+    tracing::info!(device = %device.id, "device settled on its APNs environment");
+    if let Err(e) = deps.push.delete_endpoint(dead_arn).await {
+        tracing::warn!(device = %device.id, error = %e, "left a dead endpoint behind");
+    }
+    Ok(true)
+}
