@@ -55,6 +55,8 @@ case "$cmd" in
   test)
     ensure_emulator
     ensure_deploy_tools
+    # The emulator's model of AWS itself, checked first (own emulator, ~6 s).
+    "$VENV/bin/python" infra/local/test_fidelity.py
     cargo build --workspace --all-targets --features api-tests/stack
     # DynamoDB's indexes trail the table; AWS says usually under a second.
     export EMULATOR_INDEX_LAG_MS=${EMULATOR_INDEX_LAG_MS:-300}

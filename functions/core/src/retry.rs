@@ -29,8 +29,13 @@ pub const RESERVE: Duration =
     crate::budget::ATTEMPT_TIMEOUT.saturating_add(crate::budget::ANSWER_MARGIN);
 
 /// First pause, and the cap of the growing pauses, before a new attempt.
+/// Two writers meeting settle within the first few (5, 10, 20 ms); the
+/// cap matters only when many meet on one item (fifty logins of one
+/// username at once): retrying each every 100 ms on average would keep them
+/// all in flight and conflicting, spread over up to a second they get
+/// through.
 const FIRST_PAUSE_MS: u64 = 5;
-const MAX_PAUSE_MS: u64 = 200;
+const MAX_PAUSE_MS: u64 = 1_000;
 
 /// When the request must have answered, as wall-clock microseconds: the
 /// budget the glue set ([`crate::budget::within`]), else the request's own
