@@ -278,12 +278,15 @@ async fn update_attempt(
             ensure_endpoints(deps, &write.device.registration_id, &targets, &reusable).await?;
     }
     if let Err(e) = deps.store.save_device(&write).await {
-        if new_token.is_some() {
-            // The endpoints made for the new token serve no one unless a
-            // device claims it; a retry makes them again (one per token).
+        let e = ApiError::from(e);
+        if new_token.is_some() && !matches!(e, ApiError::Conflict(_)) {
+            // Given up: the endpoints made for the new token serve no one
+            // unless a device claims it. Not on a conflict: the write that
+            // won may be about to record the same endpoint (one per token),
+            // and the retry reuses it.
             release_unclaimed_endpoints(deps, &write.device).await;
         }
-        return Err(e.into());
+        return Err(e);
     }
     clean_up("a dropped endpoint", || {
         delete_dropped_endpoints(deps, &old, &write.device)
