@@ -104,7 +104,10 @@ SNS_DATA_OPS = (
 )
 SNS_APPLIED_OPS = ("CreatePlatformEndpoint", "SetEndpointAttributes", "DeleteEndpoint", "Publish")
 SNS_FAULTS = (
-    (400, "Throttled", "Rate exceeded"),
+    # ThrottledException, as SNS models it: 429, code Throttled (which the
+    # functions' SNS client must retry itself), and the query protocol's own.
+    (429, "Throttled", "Rate exceeded"),
+    (400, "ThrottlingException", "Rate exceeded"),
     (500, "InternalError", "Internal error"),
 )
 

@@ -383,13 +383,42 @@ pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
     )
 }
 
-/// The SNS client of the functions, likewise.
+/// The SNS client of the functions, likewise; SNS's own throttling answer
+/// is retried like any other ([`SnsThrottled`]).
 pub fn sns_client(sdk: &SdkConfig) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::from_conf(
         aws_sdk_sns::config::Builder::from(sdk)
             .interceptor(RequestBudget)
+            .retry_classifier(SnsThrottled)
             .build(),
     )
+}
+
+/// SNS answers a request over its account's rate with `429 Throttled`
+/// (`ThrottledException`), a code the SDK's standard classifiers do not know
+/// as throttling (they know `ThrottlingException`) and a status they do not
+/// count as transient: without this, a throttled publish or endpoint call
+/// would fail at its first attempt. Retried with the throttling back-off,
+/// within the same attempts and budget as every other retry.
+#[derive(Debug)]
+pub struct SnsThrottled;
+
+impl aws_sdk_sns::config::retry::ClassifyRetry for SnsThrottled {
+    fn classify_retry(
+        &self,
+        ctx: &aws_sdk_sns::config::interceptors::InterceptorContext,
+    ) -> aws_sdk_sns::config::retry::RetryAction {
+        match ctx.response() {
+            Some(response) if response.status().as_u16() == 429 => {
+                aws_sdk_sns::config::retry::RetryAction::throttling_error()
+            }
+            _ => aws_sdk_sns::config::retry::RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "SnsThrottled"
+    }
 }
 
 /// Every app's ports, built once; the handlers share them for the

@@ -111,19 +111,33 @@ pub(super) async fn ensure_endpoints(
     Ok((first, arns.next()))
 }
 
-/// Deletes the endpoints made for a device that was not saved, if still no
-/// device claims its push token; best effort (a leftover is adopted by the
-/// next registration of the token).
+/// Deletes the endpoints made for a device whose save was given up on
+/// (not a conflict: the account is going, or AWS failed), except those the
+/// device now holding its push token names — none, if nobody claims it; all
+/// of them, if the claim is this device's own (the save landed after all,
+/// its answer lost). Best effort: a leftover is adopted by the next
+/// registration of the token. A take-over that fails this way made the
+/// endpoints of environments the holder does not use: they go too.
 pub(super) async fn release_unclaimed_endpoints(deps: &Deps, device: &DeviceRecord) {
-    if let Ok(None) = deps
+    let kept: Vec<String> = match deps
         .store
         .get_claim(device.kind, &device.registration_id)
         .await
     {
-        for arn in device.endpoints() {
-            if let Err(e) = deps.push.delete_endpoint(arn).await {
-                tracing::warn!(error = %e, "left an unclaimed endpoint behind");
-            }
+        Ok(None) => Vec::new(),
+        Ok(Some(claim)) if claim.device_id == device.id => return,
+        Ok(Some(claim)) => match deps.store.get_device(&claim.owner, &claim.device_id).await {
+            Ok(Some(holder)) => holder.endpoints().map(str::to_string).collect(),
+            _ => return,
+        },
+        Err(_) => return,
+    };
+    for arn in device
+        .endpoints()
+        .filter(|arn| !kept.iter().any(|k| k == arn))
+    {
+        if let Err(e) = deps.push.delete_endpoint(arn).await {
+            tracing::warn!(error = %e, "left an unclaimed endpoint behind");
         }
     }
 }

@@ -145,13 +145,14 @@ async fn register_attempt(
         alternate_arn,
         version: 0,
     };
-    let write = device_write(deps, caller, device.clone(), true, claim_change.clone());
+    let write = device_write(deps, caller, device.clone(), true, claim_change);
     if let Err(e) = deps.store.save_device(&write).await {
         let e = ApiError::from(e);
-        if !matches!(e, ApiError::Conflict(_)) && claim_change == ClaimChange::Create {
+        if !matches!(e, ApiError::Conflict(_)) {
             // Given up (the account is being deleted, or AWS failed): the
-            // endpoint made for a push token nobody holds serves no one.
-            // A conflict's retry reuses it (one endpoint per push token).
+            // endpoints made for it serve no one unless the token's holder
+            // names them. A conflict's retry reuses them (one endpoint per
+            // push token).
             release_unclaimed_endpoints(deps, &device).await;
         }
         return Err(e);
