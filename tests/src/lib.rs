@@ -488,11 +488,9 @@ async fn sdk_config() -> aws_config::SdkConfig {
 }
 
 pub async fn sns() -> aws_sdk_sns::Client {
-    aws_sdk_sns::Client::from_conf(
-        aws_sdk_sns::config::Builder::from(&sdk_config().await)
-            .retry_classifier(push_aws::config::SnsThrottled)
-            .build(),
-    )
+    // The functions' own SNS client (429 retried; outside a request's
+    // budget its interceptor keeps the configured timeouts).
+    push_aws::config::sns_client(&sdk_config().await)
 }
 
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
