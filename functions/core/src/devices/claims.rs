@@ -2,7 +2,7 @@
 //! took a token over leaves to clean up.
 
 use crate::error::ApiError;
-use crate::model::{DeviceKind, DeviceRecord};
+use crate::model::{DeviceKind, DeviceRecord, PushTokenClaim};
 use crate::ports::ClaimChange;
 use crate::Deps;
 
@@ -15,7 +15,22 @@ pub(super) async fn claim_change(
     token: &str,
     me: &str,
 ) -> Result<(ClaimChange, Option<DeviceRecord>), ApiError> {
-    let Some(claim) = deps.store.get_claim(kind, token).await? else {
+    let claim = deps.store.get_claim(kind, token).await?;
+    claim_change_from(deps, claim, token, me).await
+}
+
+/// [`claim_change`] on a claim the attempt has already read: an attempt
+/// decides on one read of the claim, never on two that may disagree (a
+/// registration that read no claim, then read the one a concurrent
+/// registration of the same account just made, would take that device's
+/// token over instead of answering with it).
+pub(super) async fn claim_change_from(
+    deps: &Deps,
+    claim: Option<PushTokenClaim>,
+    token: &str,
+    me: &str,
+) -> Result<(ClaimChange, Option<DeviceRecord>), ApiError> {
+    let Some(claim) = claim else {
         return Ok((ClaimChange::Create, None));
     };
     if claim.device_id == me {

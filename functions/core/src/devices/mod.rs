@@ -8,7 +8,7 @@ mod input;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use claims::{after_take_over, claim_change, clean_up};
+use claims::{after_take_over, claim_change, claim_change_from, clean_up};
 pub(crate) use endpoints::settle_environment;
 use endpoints::{
     delete_dropped_endpoints, ensure_endpoints, kind_supported, release_unclaimed_endpoints,
@@ -128,7 +128,9 @@ async fn register_attempt(
         return Ok(ApiResponse::json(StatusCode::OK, device_json(&device)));
     }
     let id = crate::entropy::uuid_v4().to_string();
-    let (claim_change, holder) = claim_change(deps, kind, registration_id, &id).await?;
+    // On the claim as read above: were it read again, a device this
+    // account registered meanwhile would be taken over, not answered.
+    let (claim_change, holder) = claim_change_from(deps, claim, registration_id, &id).await?;
     let targets = target_platforms(deps, kind, input.environment, None)?;
     let (endpoint_arn, alternate_arn) =
         ensure_endpoints(deps, registration_id, &targets, &[]).await?;
