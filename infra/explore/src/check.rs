@@ -65,6 +65,11 @@ pub struct History {
     /// Endpoints deleted, after their device's record, by the removal of
     /// that device (by app and ARN): the removing device's id, and the op.
     pub deleted_by_removal: BTreeMap<(usize, String), (String, OpId)>,
+    /// Dead endpoints deleted by settling (by app and ARN): the op. A
+    /// registration of the same push token may adopt one between the
+    /// settling's last look at it and its deletion (SNS deletes cannot be
+    /// conditional); that device's next knock re-creates it.
+    deleted_by_settling: BTreeMap<(usize, String), OpId>,
     pub deleted: Vec<Deleted>,
 }
 
@@ -75,6 +80,7 @@ impl History {
             let incomplete = !op.ok();
             let mut ensured: Vec<String> = Vec::new();
             let mut removed: Vec<(String, Vec<String>)> = Vec::new();
+            let mut dropped: Vec<String> = Vec::new();
             for call in &op.calls {
                 // A call refused before it ran has no detail: its arguments
                 // name what it was for.
@@ -123,10 +129,15 @@ impl History {
                             );
                         }
                     }
+                    CallDetail::DroppedEndpoint { arn } => dropped.push(arn.clone()),
                     CallDetail::DeleteEndpoint { arn, ok: true } => {
                         if let Some((id, _)) = removed.iter().find(|(_, e)| e.contains(arn)) {
                             self.deleted_by_removal
                                 .insert((op.app, arn.clone()), (id.clone(), op.id));
+                        }
+                        if dropped.contains(arn) {
+                            self.deleted_by_settling
+                                .insert((op.app, arn.clone()), op.id);
                         }
                     }
                     CallDetail::RemovedDevice { id, endpoints, .. } => {
@@ -304,6 +315,16 @@ pub fn check_state(snap: &Snapshot, hist: &History, now_us: i64) -> Vec<Violatio
                         if *removed != d.id {
                             continue;
                         }
+                    }
+                    // The same race with settling: the registration adopted
+                    // the dead endpoint (re-enabling it) after settling's
+                    // last look and before its delete
+                    // (devices::settle_environment).
+                    if hist
+                        .deleted_by_settling
+                        .contains_key(&(app, arn.to_string()))
+                    {
+                        continue;
                     }
                     out.push(violation(
                         "every live device's endpoints exist in SNS",

@@ -712,7 +712,15 @@ impl DeviceStore for SchedStore {
                 true,
                 self.inner.drop_endpoint(device, dead_arn),
                 |i| Err(port_error(i)),
-                |r| (res(r), CallDetail::None),
+                |r| {
+                    let detail = match r {
+                        Ok(true) => CallDetail::DroppedEndpoint {
+                            arn: dead_arn.to_string(),
+                        },
+                        _ => CallDetail::None,
+                    };
+                    (res(r), detail)
+                },
             )
             .await
     }

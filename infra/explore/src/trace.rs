@@ -50,6 +50,10 @@ pub enum CallDetail {
         id: String,
         endpoints: Vec<String>,
     },
+    /// `drop_endpoint` (settling) that took `arn` off its device's record.
+    DroppedEndpoint {
+        arn: String,
+    },
     /// `delete_device_tokens` of a device: whether it succeeded.
     DeletedDeviceTokens {
         owner: String,

@@ -47,15 +47,7 @@ fn private_emulator(python: &str) -> (Private, String) {
     panic!("the emulator did not start on port {port}");
 }
 
-// Out of `make test` for now: through the emulator it finds, in about one
-// run of two, a device naming an endpoint that a concurrent settling (the
-// feedback function dropping a dead APNs environment) deleted after the
-// device's registration had adopted it, a race the explorer's checks do not
-// yet tell from a bug (see the open issue #24's note). Run it with
-// `cargo test -p explore --test emulator -- --ignored`, or
-// `make explore MODE=emulator`.
 #[test]
-#[ignore = "finds an open race about one run in two (issue #24); run it with --ignored"]
 fn every_invariant_holds_through_the_real_adapters() {
     let (_guard, url) = match (
         std::env::var("EMULATOR_PYTHON"),

@@ -175,8 +175,14 @@ pub(super) async fn delete_dropped_endpoints(
 
 /// A device of unknown APNs environment whose endpoint `dead_arn` SNS
 /// disabled settles on its other one: the record first, on condition that
-/// it is still as read, then the dead endpoint goes. `false` when the
-/// device changed meanwhile (nothing done).
+/// it is still as read, then the dead endpoint goes — unless it is enabled
+/// again by then: a registration of the same push token (by this device or
+/// another, SNS keeps one endpoint per token and platform) re-enabled it
+/// for a record it is about to save. Deleting in SNS cannot be conditional,
+/// so a registration that adopts the endpoint between this check and the
+/// delete names a deleted endpoint; its first knock re-creates it
+/// (`knock::reattach`; docs/ARCHITECTURE.md, "Concurrency"). `false` when
+/// the device changed meanwhile (nothing done).
 pub(crate) async fn settle_environment(
     deps: &Deps,
     device: &DeviceRecord,
@@ -186,8 +192,17 @@ pub(crate) async fn settle_environment(
         return Ok(false);
     }
     tracing::info!(device = %device.id, "device settled on its APNs environment");
-    if let Err(e) = deps.push.delete_endpoint(dead_arn).await {
-        tracing::warn!(device = %device.id, error = %e, "left a dead endpoint behind");
+    match deps.push.endpoint_enabled(dead_arn).await {
+        Ok(Some(false)) => {
+            if let Err(e) = deps.push.delete_endpoint(dead_arn).await {
+                tracing::warn!(device = %device.id, error = %e, "left a dead endpoint behind");
+            }
+        }
+        Ok(Some(true)) => {
+            tracing::info!(device = %device.id, "spared a dead endpoint re-enabled meanwhile");
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(device = %device.id, error = %e, "left a dead endpoint behind"),
     }
     Ok(true)
 }
