@@ -95,18 +95,10 @@ pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortE
     }
     let (mut deactivated, mut settled) = (0, 0);
     for device in devices {
-        let done = if device.alternate_arn.is_some() {
-            // One of its two environments is dead: it is in the other.
-            crate::devices::settle_environment(deps, &device, arn).await
-        } else {
-            deps.store.deactivate_device(&device).await
-        };
-        match done {
-            Ok(true) if device.alternate_arn.is_some() => settled += 1,
-            Ok(true) => deactivated += 1,
-            // Changed meanwhile (or being changed): it decides for itself.
-            Ok(false) | Err(PortError::Conflict(_)) => {}
-            Err(e) => return Err(e),
+        match judge(deps, device, arn).await? {
+            Some(Judged::Settled) => settled += 1,
+            Some(Judged::Deactivated) => deactivated += 1,
+            None => {}
         }
     }
     metrics::emit(
@@ -124,6 +116,64 @@ pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortE
         settled,
     })
 }
+
+enum Judged {
+    Settled,
+    Deactivated,
+}
+
+/// A device naming the dead endpoint `arn`: settled on its other APNs
+/// environment, or deactivated — on condition that it is still as read.
+/// One that changed meanwhile (or is being changed: a transaction in
+/// flight) is read again and judged again as it is now, while it still
+/// names the endpoint and the endpoint is still disabled (a re-registration
+/// re-enables it): a change that left the endpoint as it was (a rename)
+/// does not save the device from the verdict. `None`: nothing to do any
+/// more. Out of time (conflicts all along): `Unavailable`, and the
+/// invocation is retried.
+async fn judge(
+    deps: &Deps,
+    mut device: crate::model::DeviceRecord,
+    arn: &str,
+) -> Result<Option<Judged>, PortError> {
+    let mut backoff = crate::retry::Backoff::new(
+        &*deps.clock,
+        deps.clock.now_us() + JUDGING_BUDGET.as_micros() as crate::time::Micros,
+    );
+    loop {
+        let done = if device.alternate_arn.is_some() {
+            // One of its two environments is dead: it is in the other.
+            crate::devices::settle_environment(deps, &device, arn).await
+        } else if device.active {
+            deps.store.deactivate_device(&device).await
+        } else {
+            return Ok(None);
+        };
+        match done {
+            Ok(true) if device.alternate_arn.is_some() => return Ok(Some(Judged::Settled)),
+            Ok(true) => return Ok(Some(Judged::Deactivated)),
+            Ok(false) | Err(PortError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        backoff
+            .after_conflict(format!("judging device {}", device.id))
+            .await
+            .map_err(|e| PortError::Unavailable(e.to_string()))?;
+        match deps.store.get_device(&device.owner, &device.id).await? {
+            Some(now) if now.endpoints().any(|e| e == arn) => device = now,
+            _ => return Ok(None),
+        }
+        if deps.push.endpoint_enabled(arn).await? != Some(false) {
+            return Ok(None);
+        }
+    }
+}
+
+/// How long one device's verdict may keep meeting concurrent changes
+/// before the invocation is retried instead: two seconds of attempts, with
+/// one attempt's reserve in hand (the function's timeout is far longer).
+const JUDGING_BUDGET: std::time::Duration =
+    crate::retry::RESERVE.saturating_add(std::time::Duration::from_secs(2));
 
 /// Handles the messages of an SNS event's records, in order; a malformed
 /// one is logged and dropped.

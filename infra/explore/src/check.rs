@@ -65,11 +65,13 @@ pub struct History {
     /// Endpoints deleted, after their device's record, by the removal of
     /// that device (by app and ARN): the removing device's id, and the op.
     pub deleted_by_removal: BTreeMap<(usize, String), (String, OpId)>,
-    /// Dead endpoints deleted by settling (by app and ARN): the op. A
-    /// registration of the same push token may adopt one between the
-    /// settling's last look at it and its deletion (SNS deletes cannot be
-    /// conditional); that device's next knock re-creates it.
-    deleted_by_settling: BTreeMap<(usize, String), OpId>,
+    /// Endpoints deleted by settling (the dead one) or by a registration
+    /// that gave up (the ones it made), by app and ARN: why. A registration
+    /// of the same push token may adopt one (SNS keeps one per token)
+    /// between the deleter's last look and its delete, which SNS cannot
+    /// make conditional; that device's next knock re-creates it
+    /// (knock::reattach; docs/ARCHITECTURE.md, "Concurrency").
+    deleted_before_adoption: BTreeMap<(usize, String), String>,
     pub deleted: Vec<Deleted>,
 }
 
@@ -135,9 +137,18 @@ impl History {
                             self.deleted_by_removal
                                 .insert((op.app, arn.clone()), (id.clone(), op.id));
                         }
-                        if dropped.contains(arn) {
-                            self.deleted_by_settling
-                                .insert((op.app, arn.clone()), op.id);
+                        let why = if dropped.contains(arn) {
+                            Some("settling")
+                        } else if ensured.contains(arn) {
+                            Some("the release of what a registration that gave up made")
+                        } else {
+                            None
+                        };
+                        if let Some(why) = why {
+                            self.deleted_before_adoption.insert(
+                                (op.app, arn.clone()),
+                                format!("deleted by {why} in op {}", op.id),
+                            );
                         }
                     }
                     CallDetail::RemovedDevice { id, endpoints, .. } => {
@@ -175,7 +186,7 @@ impl History {
                 }
             }
             // An endpoint made for an operation that did not complete:
-            // releasing it is best effort (devices::release_unclaimed_endpoints),
+            // releasing it is best effort (devices::save_landed_or_release),
             // and skipped when the operation gave up after conflicts.
             let given_up = op.status == 503 || op.faulted();
             if incomplete && given_up {
@@ -316,12 +327,13 @@ pub fn check_state(snap: &Snapshot, hist: &History, now_us: i64) -> Vec<Violatio
                             continue;
                         }
                     }
-                    // The same race with settling: the registration adopted
-                    // the dead endpoint (re-enabling it) after settling's
-                    // last look and before its delete
-                    // (devices::settle_environment).
+                    // The same race with settling (the registration
+                    // re-enabled the dead endpoint after settling's last
+                    // look, devices::settle_environment) and with a
+                    // registration of the same token that gave up and
+                    // released what it made (devices::save_landed_or_release).
                     if hist
-                        .deleted_by_settling
+                        .deleted_before_adoption
                         .contains_key(&(app, arn.to_string()))
                     {
                         continue;

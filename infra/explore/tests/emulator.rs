@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use explore::{Config, Mode};
+use push_core::testing::interleavings::{self, Disable, Rig};
 
 struct Private(Child);
 
@@ -47,9 +48,15 @@ fn private_emulator(python: &str) -> (Private, String) {
     panic!("the emulator did not start on port {port}");
 }
 
-#[test]
-fn every_invariant_holds_through_the_real_adapters() {
-    let (_guard, url) = match (
+/// The tests of this binary set the process's `AWS_ENDPOINT_URL` to their
+/// own emulator: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// An emulator of this test's own (or the one `AWS_ENDPOINT_URL` names,
+/// which is reset), made the process's AWS endpoint; `None`: skipped, and
+/// said so.
+fn emulator() -> Option<(Option<Private>, String)> {
+    let (guard, url) = match (
         std::env::var("EMULATOR_PYTHON"),
         std::env::var("AWS_ENDPOINT_URL"),
     ) {
@@ -62,10 +69,9 @@ fn every_invariant_holds_through_the_real_adapters() {
             eprintln!(
                 "SKIPPED: the explorer's emulator mode needs EMULATOR_PYTHON (a private emulator) or AWS_ENDPOINT_URL (reset!)"
             );
-            return;
+            return None;
         }
     };
-    // This test binary holds this one test: the variables are its own.
     std::env::set_var("AWS_ENDPOINT_URL", &url);
     for (k, v) in [
         ("AWS_ACCESS_KEY_ID", "testing"),
@@ -77,6 +83,56 @@ fn every_invariant_holds_through_the_real_adapters() {
             std::env::set_var(k, v);
         }
     }
+    Some((guard, url))
+}
+
+/// The targeted interleavings of `push_core::testing::interleavings` (the
+/// memory ports pass them in push-core's unit tests) on the real DynamoDB
+/// and SNS adapters, for the explorer's app with both APNs environments.
+#[test]
+fn the_targeted_interleavings_hold_through_the_real_adapters() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((_guard, _)) = emulator() else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let failures = runtime.block_on(async {
+        let prepared = explore::emulator::prepare(push_core::Settings::default())
+            .await
+            .expect("the emulator is set up");
+        let raw = prepared
+            .apps
+            .iter()
+            .find(|a| a.both_environments)
+            .expect("an app with both APNs environments")
+            .raw
+            .clone();
+        let sns = aws_sdk_sns::Client::new(&push_aws::load_sdk_config().await);
+        let disable: Disable = std::sync::Arc::new(move |arn: String| {
+            let sns = sns.clone();
+            Box::pin(async move {
+                sns.set_endpoint_attributes()
+                    .endpoint_arn(arn)
+                    .attributes("Enabled", "false")
+                    .send()
+                    .await
+                    .expect("the endpoint is disabled");
+            })
+        });
+        interleavings::run(|| Rig::around(&raw, disable.clone())).await
+    });
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn every_invariant_holds_through_the_real_adapters() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((_guard, _)) = emulator() else {
+        return;
+    };
     let steps = std::env::var("EXPLORE_EMULATOR_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())

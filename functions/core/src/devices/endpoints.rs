@@ -111,26 +111,29 @@ pub(super) async fn ensure_endpoints(
     Ok((first, arns.next()))
 }
 
-/// Deletes the endpoints made for a device whose save was given up on
-/// (not a conflict: the account is going, or AWS failed), except those the
-/// device now holding its push token names — none, if nobody claims it; all
-/// of them, if the claim is this device's own (the save landed after all,
-/// its answer lost). Best effort: a leftover is adopted by the next
-/// registration of the token. A take-over that fails this way made the
-/// endpoints of environments the holder does not use: they go too.
-pub(super) async fn release_unclaimed_endpoints(deps: &Deps, device: &DeviceRecord) {
+/// After a save of `device` that failed for good (not a conflict: the
+/// account is going, or AWS failed): whether it landed after all, its
+/// answer lost — the claim on its push token is then this device's own
+/// (the save is one transaction), and `true` tells the operation to carry
+/// on as saved. Otherwise the endpoints made for it serve no one unless the
+/// device now holding its push token names them: the others are deleted
+/// (all of them, if nobody claims the token; a take-over that failed this
+/// way made the endpoints of environments the holder does not use: they go
+/// too). Best effort: a leftover is adopted by the next registration of the
+/// token.
+pub(super) async fn save_landed_or_release(deps: &Deps, device: &DeviceRecord) -> bool {
     let kept: Vec<String> = match deps
         .store
         .get_claim(device.kind, &device.registration_id)
         .await
     {
         Ok(None) => Vec::new(),
-        Ok(Some(claim)) if claim.device_id == device.id => return,
+        Ok(Some(claim)) if claim.device_id == device.id => return true,
         Ok(Some(claim)) => match deps.store.get_device(&claim.owner, &claim.device_id).await {
             Ok(Some(holder)) => holder.endpoints().map(str::to_string).collect(),
-            _ => return,
+            _ => return false,
         },
-        Err(_) => return,
+        Err(_) => return false,
     };
     for arn in device
         .endpoints()
@@ -139,6 +142,42 @@ pub(super) async fn release_unclaimed_endpoints(deps: &Deps, device: &DeviceReco
         if let Err(e) = deps.push.delete_endpoint(arn).await {
             tracing::warn!(error = %e, "left an unclaimed endpoint behind");
         }
+    }
+    false
+}
+
+/// The device an operation's attempt made endpoints for (a push token new
+/// to it), until that attempt's save lands or releases them. An attempt
+/// that loses on a conflict leaves them to its retry, which reuses them
+/// (one endpoint per token); when the retry then fails otherwise (the
+/// device deleted meanwhile, say), the operation releases them
+/// (`release_if_failed`) — else they served no one, for good.
+#[derive(Default)]
+pub(super) struct Made(std::sync::Mutex<Option<DeviceRecord>>);
+
+impl Made {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<DeviceRecord>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    pub(super) fn made(&self, device: &DeviceRecord) {
+        *self.slot() = Some(device.clone());
+    }
+    /// Its save landed, or released them.
+    pub(super) fn settled(&self) {
+        *self.slot() = None;
+    }
+    pub(super) async fn release_if_failed<T>(
+        &self,
+        deps: &Deps,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let left = self.slot().take();
+        if let (Err(_), Some(device)) = (&result, left) {
+            save_landed_or_release(deps, &device).await;
+        }
+        result
     }
 }
 
@@ -192,17 +231,17 @@ pub(crate) async fn settle_environment(
         return Ok(false);
     }
     tracing::info!(device = %device.id, "device settled on its APNs environment");
+    // Unknown (SNS failed to answer): deleted, as it most likely is dead.
     match deps.push.endpoint_enabled(dead_arn).await {
-        Ok(Some(false)) => {
-            if let Err(e) = deps.push.delete_endpoint(dead_arn).await {
-                tracing::warn!(device = %device.id, error = %e, "left a dead endpoint behind");
-            }
-        }
         Ok(Some(true)) => {
             tracing::info!(device = %device.id, "spared a dead endpoint re-enabled meanwhile");
         }
         Ok(None) => {}
-        Err(e) => tracing::warn!(device = %device.id, error = %e, "left a dead endpoint behind"),
+        Ok(Some(false)) | Err(_) => {
+            if let Err(e) = deps.push.delete_endpoint(dead_arn).await {
+                tracing::warn!(device = %device.id, error = %e, "left a dead endpoint behind");
+            }
+        }
     }
     Ok(true)
 }

@@ -4,6 +4,7 @@
 mod claims;
 mod endpoints;
 mod input;
+mod writes;
 
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -11,18 +12,19 @@ use serde_json::{json, Value};
 use claims::{after_take_over, claim_change, claim_change_from, clean_up};
 pub(crate) use endpoints::settle_environment;
 use endpoints::{
-    delete_dropped_endpoints, ensure_endpoints, kind_supported, release_unclaimed_endpoints,
-    settled_platform, target_platforms,
+    delete_dropped_endpoints, ensure_endpoints, kind_supported, save_landed_or_release,
+    settled_platform, target_platforms, Made,
 };
 pub use input::clean_registration_id;
 use input::{read_registration, read_update, DeviceInput};
+use writes::{device_write, saved_as_written};
 
 use crate::accounts::authenticate;
 use crate::error::ApiError;
 use crate::model::ApiKeyRecord;
 use crate::model::{DeviceKind, DeviceRecord};
 use crate::page::page;
-use crate::ports::{ClaimChange, DeviceRemoval, DeviceWrite};
+use crate::ports::{ClaimChange, DeviceRemoval};
 use crate::request::ApiRequest;
 use crate::response::ApiResponse;
 use crate::retry::{deadline_of, retry_conflicts};
@@ -81,10 +83,12 @@ pub async fn register(
     kind_supported(deps, kind)?;
     // Checked before anything is written.
     target_platforms(deps, kind, input.environment, None)?;
-    retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
-        register_attempt(deps, &caller, kind, &input, &registration_id)
+    let made = Made::default();
+    let result = retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
+        register_attempt(deps, &caller, kind, &input, &registration_id, &made)
     })
-    .await
+    .await;
+    made.release_if_failed(deps, result).await
 }
 
 /// One attempt at a registration, decided on what it reads now.
@@ -94,6 +98,7 @@ async fn register_attempt(
     kind: DeviceKind,
     input: &DeviceInput,
     registration_id: &str,
+    made: &Made,
 ) -> Result<ApiResponse, ApiError> {
     let owner = &caller.account_id;
     let claim = deps.store.get_claim(kind, registration_id).await?;
@@ -120,7 +125,12 @@ async fn register_attempt(
         (device.endpoint_arn, device.alternate_arn) =
             ensure_endpoints(deps, registration_id, &targets, &reusable).await?;
         let write = device_write(deps, caller, device.clone(), false, ClaimChange::Keep);
-        deps.store.save_device(&write).await?;
+        if let Err(e) = deps.store.save_device(&write).await {
+            let e = ApiError::from(e);
+            if matches!(e, ApiError::Conflict(_)) || !saved_as_written(deps, &write).await {
+                return Err(e);
+            }
+        }
         clean_up("a dropped endpoint", || {
             delete_dropped_endpoints(deps, &old, &device)
         })
@@ -148,44 +158,28 @@ async fn register_attempt(
         version: 0,
     };
     let write = device_write(deps, caller, device.clone(), true, claim_change);
+    made.made(&device);
     if let Err(e) = deps.store.save_device(&write).await {
         let e = ApiError::from(e);
-        if !matches!(e, ApiError::Conflict(_)) {
-            // Given up (the account is being deleted, or AWS failed): the
-            // endpoints made for it serve no one unless the token's holder
-            // names them. A conflict's retry reuses them (one endpoint per
-            // push token).
-            release_unclaimed_endpoints(deps, &device).await;
+        // Given up (the account is being deleted, or AWS failed): carried
+        // on if it landed after all (its answer lost), else its endpoints
+        // released. A conflict's retry reuses them (one endpoint per push
+        // token).
+        if matches!(e, ApiError::Conflict(_)) {
+            return Err(e);
         }
-        return Err(e);
+        made.settled();
+        if !save_landed_or_release(deps, &device).await {
+            return Err(e);
+        }
     }
+    made.settled();
     if let Some(holder) = &holder {
         // The push token moved here; the old record is gone, and so must
         // be what was issued for it.
         after_take_over(deps, holder, &device).await;
     }
     Ok(ApiResponse::json(StatusCode::CREATED, device_json(&device)))
-}
-
-/// A device write by `caller`, under the account's device cap and
-/// registration limit as configured.
-fn device_write(
-    deps: &Deps,
-    caller: &ApiKeyRecord,
-    device: DeviceRecord,
-    is_new: bool,
-    claim: ClaimChange,
-) -> DeviceWrite {
-    DeviceWrite {
-        device,
-        owner_username: caller.username.clone(),
-        device_limit: deps.settings.device_limit,
-        registration_limit: deps.settings.device_registration_limit,
-        now_us: deps.clock.now_us(),
-        is_new,
-        claim,
-        release_claim_of: None,
-    }
 }
 
 fn apply_optional(device: &mut DeviceRecord, input: &DeviceInput) {
@@ -236,10 +230,12 @@ pub async fn update(
 ) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(deps, req).await?;
     let input = read_update(req, kind, partial).await?;
-    retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
-        update_attempt(deps, &caller, kind, id, &input)
+    let made = Made::default();
+    let result = retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
+        update_attempt(deps, &caller, kind, id, &input, &made)
     })
-    .await
+    .await;
+    made.release_if_failed(deps, result).await
 }
 
 /// One attempt at an update, decided on what it reads now.
@@ -249,6 +245,7 @@ async fn update_attempt(
     kind: DeviceKind,
     id: &str,
     input: &DeviceInput,
+    made: &Made,
 ) -> Result<ApiResponse, ApiError> {
     let mut device = own_device(deps, &caller.account_id, kind, id).await?;
     let old = device.clone();
@@ -279,18 +276,31 @@ async fn update_attempt(
         }
         (write.device.endpoint_arn, write.device.alternate_arn) =
             ensure_endpoints(deps, &write.device.registration_id, &targets, &reusable).await?;
+        if new_token.is_some() {
+            made.made(&write.device);
+        }
     }
     if let Err(e) = deps.store.save_device(&write).await {
         let e = ApiError::from(e);
-        if new_token.is_some() && !matches!(e, ApiError::Conflict(_)) {
-            // Given up: the endpoints made for the new token serve no one
-            // unless a device claims it. Not on a conflict: the write that
-            // won may be about to record the same endpoint (one per token),
-            // and the retry reuses it.
-            release_unclaimed_endpoints(deps, &write.device).await;
+        // Given up with a new token: carried on if the save landed after
+        // all (its answer lost; the claim tells), else the endpoints made
+        // for the new token released. Not on a conflict: the write that won
+        // may be about to record the same endpoint (one per token), and the
+        // retry reuses it.
+        if matches!(e, ApiError::Conflict(_)) {
+            return Err(e);
         }
-        return Err(e);
+        made.settled();
+        let landed = if new_token.is_some() {
+            save_landed_or_release(deps, &write.device).await
+        } else {
+            saved_as_written(deps, &write).await
+        };
+        if !landed {
+            return Err(e);
+        }
     }
+    made.settled();
     clean_up("a dropped endpoint", || {
         delete_dropped_endpoints(deps, &old, &write.device)
     })

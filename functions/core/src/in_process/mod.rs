@@ -9,42 +9,10 @@ mod environments;
 mod knock;
 mod races;
 
-use bytes::Bytes;
 use serde_json::Value;
 
-use crate::error::ApiError;
-use crate::request::ApiRequest;
-use crate::response::ApiResponse;
 use crate::testing::World;
-
-/// A JSON request to `/api/v1/<path>`, with the API key if given.
-fn request(method: &str, path: &str, key: Option<&str>, body: Value) -> ApiRequest {
-    let path = format!("/api/v1/{path}");
-    ApiRequest {
-        method: method.parse().expect("an HTTP method"),
-        segments: ApiRequest::segments_of(&path).expect("an API path"),
-        query: vec![],
-        content_type: Some("application/json".into()),
-        authorization: key.map(|k| format!("Token {k}")),
-        origin: "https://push.example".into(),
-        path,
-        body: Bytes::from(body.to_string()),
-        deadline_us: None,
-        source_ip: Some("192.0.2.1".into()),
-    }
-}
-
-/// The status a client would see, and the body.
-fn answer(result: Result<ApiResponse, ApiError>) -> (u16, Value) {
-    let response = match result {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    };
-    (
-        response.status.as_u16(),
-        response.body.unwrap_or(Value::Null),
-    )
-}
+pub(crate) use crate::testing::{answer, request};
 
 /// An APNs push token (64 hex digits) made from `n`.
 fn apns_token(n: u32) -> String {

@@ -5,6 +5,9 @@
 
 mod accounts;
 pub mod contract;
+mod http;
+pub mod interleavings;
+mod interpose;
 mod push;
 mod snapshot;
 mod store;
@@ -14,6 +17,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use http::{answer, request};
+pub use interpose::{Interleaved, Interposed, Script};
 pub use push::{Endpoint, MemoryPush, SimulatedPublish};
 pub use snapshot::StoreSnapshot;
 pub use store::MemoryStore;

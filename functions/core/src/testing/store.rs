@@ -1,13 +1,13 @@
 //! The store in memory: its tables, and its devices (accounts:
 //! `accounts.rs`; tokens and limits: `tokens.rs`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Fault, Faults};
+use super::{Fault, Faults, Script};
 use crate::model::{
     AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushTokenClaim, TokenRecord,
 };
@@ -40,9 +40,6 @@ pub(super) struct Tables {
     pub(super) salts: BTreeMap<i64, String>,
 }
 
-/// A concurrent change a test lands just before a chosen call.
-pub type Interleaved = Box<dyn FnOnce() -> futures_util::future::BoxFuture<'static, ()> + Send>;
-
 /// The store, in memory.
 #[derive(Default)]
 pub struct MemoryStore {
@@ -50,7 +47,7 @@ pub struct MemoryStore {
     faults: Faults,
     latency: Duration,
     /// Changes to land before a call, by the call's (port method's) name.
-    before: Mutex<HashMap<String, VecDeque<Interleaved>>>,
+    script: Script,
 }
 
 impl MemoryStore {
@@ -69,15 +66,7 @@ impl MemoryStore {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-        let change = self
-            .before
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(name)
-            .and_then(VecDeque::pop_front);
-        if let Some(change) = change {
-            change().await;
-        }
+        self.script.enter(name).await;
         self.faults.check(name)
     }
 
@@ -88,12 +77,7 @@ impl MemoryStore {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        self.before
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(call.to_string())
-            .or_default()
-            .push_back(Box::new(move || Box::pin(change())));
+        self.script.before(call, change);
     }
 
     pub(super) fn tables(&self) -> MutexGuard<'_, Tables> {
