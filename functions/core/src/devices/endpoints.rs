@@ -151,15 +151,31 @@ pub(super) async fn save_landed_or_release(deps: &Deps, device: &DeviceRecord) -
 /// that loses on a conflict leaves them to its retry, which reuses them
 /// (one endpoint per token); when the retry then fails otherwise (the
 /// device deleted meanwhile, say), the operation releases them
-/// (`release_if_failed`) — else they served no one, for good.
+/// (`release_if_failed`) — else they served no one, for good. Not when the
+/// retry gave up on conflicts (`503`): a competing write of the same token
+/// may be in flight, about to record them.
 #[derive(Default)]
-pub(super) struct Made(std::sync::Mutex<Option<DeviceRecord>>);
+pub(super) struct Made(
+    std::sync::Mutex<Option<DeviceRecord>>,
+    std::sync::atomic::AtomicBool,
+);
 
 impl Made {
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<DeviceRecord>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    /// Runs one attempt, noting whether it met a conflict.
+    pub(super) async fn track<T>(
+        &self,
+        attempt: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let result = attempt.await;
+        let conflicted = matches!(result, Err(ApiError::Conflict(_)));
+        self.1
+            .store(conflicted, std::sync::atomic::Ordering::SeqCst);
+        result
     }
     pub(super) fn made(&self, device: &DeviceRecord) {
         *self.slot() = Some(device.clone());
@@ -174,7 +190,8 @@ impl Made {
         result: Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let left = self.slot().take();
-        if let (Err(_), Some(device)) = (&result, left) {
+        let gave_up_on_conflicts = self.1.load(std::sync::atomic::Ordering::SeqCst);
+        if let (Err(_), Some(device), false) = (&result, left, gave_up_on_conflicts) {
             save_landed_or_release(deps, &device).await;
         }
         result

@@ -17,7 +17,7 @@ use endpoints::{
 };
 pub use input::clean_registration_id;
 use input::{read_registration, read_update, DeviceInput};
-use writes::{device_write, saved_as_written};
+use writes::{device_write, saved_or_release_made};
 
 use crate::accounts::authenticate;
 use crate::error::ApiError;
@@ -85,7 +85,14 @@ pub async fn register(
     target_platforms(deps, kind, input.environment, None)?;
     let made = Made::default();
     let result = retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
-        register_attempt(deps, &caller, kind, &input, &registration_id, &made)
+        made.track(register_attempt(
+            deps,
+            &caller,
+            kind,
+            &input,
+            &registration_id,
+            &made,
+        ))
     })
     .await;
     made.release_if_failed(deps, result).await
@@ -127,7 +134,9 @@ async fn register_attempt(
         let write = device_write(deps, caller, device.clone(), false, ClaimChange::Keep);
         if let Err(e) = deps.store.save_device(&write).await {
             let e = ApiError::from(e);
-            if matches!(e, ApiError::Conflict(_)) || !saved_as_written(deps, &write).await {
+            if matches!(e, ApiError::Conflict(_))
+                || !saved_or_release_made(deps, &write, &old).await
+            {
                 return Err(e);
             }
         }
@@ -232,7 +241,7 @@ pub async fn update(
     let input = read_update(req, kind, partial).await?;
     let made = Made::default();
     let result = retry_conflicts(&*deps.clock, deadline_of(deps, req), || {
-        update_attempt(deps, &caller, kind, id, &input, &made)
+        made.track(update_attempt(deps, &caller, kind, id, &input, &made))
     })
     .await;
     made.release_if_failed(deps, result).await
@@ -282,21 +291,20 @@ async fn update_attempt(
     }
     if let Err(e) = deps.store.save_device(&write).await {
         let e = ApiError::from(e);
-        // Given up with a new token: carried on if the save landed after
-        // all (its answer lost; the claim tells), else the endpoints made
-        // for the new token released. Not on a conflict: the write that won
-        // may be about to record the same endpoint (one per token), and the
-        // retry reuses it.
+        // Given up: carried on if the save landed after all (its answers
+        // lost; the device read back as written tells — not the new
+        // token's claim, which a concurrent update of this same device to
+        // the same token also makes ours), else the endpoints it made
+        // released. Not on a conflict: the write that won may be about to
+        // record the same endpoint (one per token), and the retry reuses it.
         if matches!(e, ApiError::Conflict(_)) {
             return Err(e);
         }
         made.settled();
-        let landed = if new_token.is_some() {
-            save_landed_or_release(deps, &write.device).await
-        } else {
-            saved_as_written(deps, &write).await
-        };
-        if !landed {
+        if !saved_or_release_made(deps, &write, &old).await {
+            if new_token.is_some() {
+                save_landed_or_release(deps, &write.device).await;
+            }
             return Err(e);
         }
     }
