@@ -65,24 +65,42 @@ pub struct History {
     /// Endpoints deleted, after their device's record, by the removal of
     /// that device (by app and ARN): the removing device's id, and the op.
     pub deleted_by_removal: BTreeMap<(usize, String), (String, OpId)>,
-    /// Endpoints deleted by settling (the dead one) or by a registration
-    /// that gave up (the ones it made), by app and ARN: why. A registration
-    /// of the same push token may adopt one (SNS keeps one per token)
-    /// between the deleter's last look and its delete, which SNS cannot
-    /// make conditional; that device's next knock re-creates it
-    /// (knock::reattach; docs/ARCHITECTURE.md, "Concurrency").
-    deleted_before_adoption: BTreeMap<(usize, String), String>,
+    /// When each endpoint was deleted (by app and ARN; global order).
+    deletions: BTreeMap<(usize, String), Vec<u64>>,
+    /// Adoptions of an endpoint by a write: (app, ARN) → (when an
+    /// operation's `ensure_endpoint` returned it, when that operation's
+    /// next save took effect).
+    adoptions: BTreeMap<(usize, String), Vec<(u64, u64)>>,
     pub deleted: Vec<Deleted>,
 }
 
 impl History {
+    /// Whether an endpoint was deleted while a write was adopting it: the
+    /// write's `ensure_endpoint` returned it (SNS keeps one per token)
+    /// before the deletion, and its save took effect after. SNS deletes
+    /// cannot be conditional on what the table says meanwhile (a settling,
+    /// a release, a dropped environment, a removal); the device's next
+    /// knock re-creates it (knock::reattach; docs/ARCHITECTURE.md,
+    /// "Concurrency"). Only that window is tolerated.
+    pub fn deleted_while_adopted(&self, app: usize, arn: &str) -> bool {
+        let key = (app, arn.to_string());
+        let (Some(deletions), Some(adoptions)) =
+            (self.deletions.get(&key), self.adoptions.get(&key))
+        else {
+            return false;
+        };
+        adoptions
+            .iter()
+            .any(|(ensured, saved)| deletions.iter().any(|d| ensured < d && d < saved))
+    }
+
     /// Takes in what an epoch's trace tells.
     pub fn learn(&mut self, trace: &Trace) {
         for op in trace.ops.values() {
             let incomplete = !op.ok();
             let mut ensured: Vec<String> = Vec::new();
             let mut removed: Vec<(String, Vec<String>)> = Vec::new();
-            let mut dropped: Vec<String> = Vec::new();
+            let mut adopting: Vec<(String, u64)> = Vec::new();
             for call in &op.calls {
                 // A call refused before it ran has no detail: its arguments
                 // name what it was for.
@@ -108,6 +126,16 @@ impl History {
                         ),
                     );
                 }
+                let took_effect =
+                    call.result == "()" || call.injected == Some(Injected::LostResponse);
+                if call.name == "save_device" && took_effect {
+                    for (arn, ensured_at) in adopting.drain(..) {
+                        self.adoptions
+                            .entry((op.app, arn))
+                            .or_default()
+                            .push((ensured_at, call.seq));
+                    }
+                }
                 match &call.detail {
                     CallDetail::DeleteEndpoint { arn, ok: false } => {
                         self.orphan_ok.insert(
@@ -119,7 +147,10 @@ impl History {
                             ),
                         );
                     }
-                    CallDetail::EnsureEndpoint { arn: Some(arn) } => ensured.push(arn.clone()),
+                    CallDetail::EnsureEndpoint { arn: Some(arn) } => {
+                        ensured.push(arn.clone());
+                        adopting.push((arn.clone(), call.seq));
+                    }
                     CallDetail::ReplaceEndpoint { replaced: false } => {
                         for arn in &ensured {
                             self.orphan_ok.insert(
@@ -131,25 +162,15 @@ impl History {
                             );
                         }
                     }
-                    CallDetail::DroppedEndpoint { arn } => dropped.push(arn.clone()),
                     CallDetail::DeleteEndpoint { arn, ok: true } => {
                         if let Some((id, _)) = removed.iter().find(|(_, e)| e.contains(arn)) {
                             self.deleted_by_removal
                                 .insert((op.app, arn.clone()), (id.clone(), op.id));
                         }
-                        let why = if dropped.contains(arn) {
-                            Some("settling")
-                        } else if ensured.contains(arn) {
-                            Some("the release of what a registration that gave up made")
-                        } else {
-                            None
-                        };
-                        if let Some(why) = why {
-                            self.deleted_before_adoption.insert(
-                                (op.app, arn.clone()),
-                                format!("deleted by {why} in op {}", op.id),
-                            );
-                        }
+                        self.deletions
+                            .entry((op.app, arn.clone()))
+                            .or_default()
+                            .push(call.seq);
                     }
                     CallDetail::RemovedDevice { id, endpoints, .. } => {
                         removed.push((id.clone(), endpoints.clone()));
@@ -327,15 +348,11 @@ pub fn check_state(snap: &Snapshot, hist: &History, now_us: i64) -> Vec<Violatio
                             continue;
                         }
                     }
-                    // The same race with settling (the registration
-                    // re-enabled the dead endpoint after settling's last
-                    // look, devices::settle_environment) and with a
-                    // registration of the same token that gave up and
-                    // released what it made (devices::save_landed_or_release).
-                    if hist
-                        .deleted_before_adoption
-                        .contains_key(&(app, arn.to_string()))
-                    {
+                    // The same race with any other deletion: settling
+                    // (devices::settle_environment), a release of what a
+                    // failed save made, an environment dropped by a
+                    // refresh — within the adoption's window only.
+                    if hist.deleted_while_adopted(app, arn) {
                         continue;
                     }
                     out.push(violation(

@@ -202,7 +202,9 @@ async fn claim_read_once(rig: &Rig) -> Outcome {
     replies.push(first);
     let statuses: Vec<u16> = replies.iter().map(|r| r.0).collect();
     if statuses != [201, 200] {
-        return Err(format!("expected 201 (landed meanwhile), then 200: {replies:?}"));
+        return Err(format!(
+            "expected 201 (landed meanwhile), then 200: {replies:?}"
+        ));
     }
     let ids: Vec<String> = replies.iter().map(id_of).collect();
     if ids[0] != ids[1] {
