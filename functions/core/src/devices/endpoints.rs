@@ -244,7 +244,24 @@ pub(crate) async fn settle_environment(
     device: &DeviceRecord,
     dead_arn: &str,
 ) -> Result<bool, PortError> {
-    if !deps.store.drop_endpoint(device, dead_arn).await? {
+    let dropped = match deps.store.drop_endpoint(device, dead_arn).await {
+        Err(PortError::Unavailable(e)) => {
+            // Its answer may be lost after it applied (the explorer found
+            // the dead endpoint left behind so): read back.
+            match deps.store.get_device(&device.owner, &device.id).await {
+                Ok(Some(now))
+                    if now.version == device.version + 1
+                        && now.alternate_arn.is_none()
+                        && now.endpoint_arn != dead_arn =>
+                {
+                    true
+                }
+                _ => return Err(PortError::Unavailable(e)),
+            }
+        }
+        other => other?,
+    };
+    if !dropped {
         return Ok(false);
     }
     tracing::info!(device = %device.id, "device settled on its APNs environment");
