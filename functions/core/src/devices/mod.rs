@@ -17,7 +17,7 @@ use endpoints::{
 };
 pub use input::clean_registration_id;
 use input::{read_registration, read_update, DeviceInput};
-use writes::{device_write, saved_or_release_made};
+use writes::{device_write, saved_as_written};
 
 use crate::accounts::authenticate;
 use crate::error::ApiError;
@@ -134,9 +134,11 @@ async fn register_attempt(
         let write = device_write(deps, caller, device.clone(), false, ClaimChange::Keep);
         if let Err(e) = deps.store.save_device(&write).await {
             let e = ApiError::from(e);
-            if matches!(e, ApiError::Conflict(_))
-                || !saved_or_release_made(deps, &write, &old).await
-            {
+            if matches!(e, ApiError::Conflict(_)) {
+                return Err(e);
+            }
+            if !saved_as_written(deps, &write).await {
+                save_landed_or_release(deps, &write.device).await;
                 return Err(e);
             }
         }
@@ -301,10 +303,8 @@ async fn update_attempt(
             return Err(e);
         }
         made.settled();
-        if !saved_or_release_made(deps, &write, &old).await {
-            if new_token.is_some() {
-                save_landed_or_release(deps, &write.device).await;
-            }
+        if !saved_as_written(deps, &write).await {
+            save_landed_or_release(deps, &write.device).await;
             return Err(e);
         }
     }

@@ -7,40 +7,22 @@ use crate::Deps;
 
 /// Whether a save of an existing device that failed for good (not a
 /// conflict) landed after all, its every answer lost: the device is stored
-/// exactly as written, at the version after the one it was read at (`old`).
-/// When it is, the operation carries on as saved (its dropped endpoints
-/// deleted) rather than answer `503` and leave them behind. When it is not,
-/// the endpoints the attempt made (those `old` did not name: made anew
-/// where `old`'s were gone, or for another environment) that the stored
-/// device does not name serve no one, and are deleted, best effort.
-pub(super) async fn saved_or_release_made(
-    deps: &Deps,
-    write: &DeviceWrite,
-    old: &DeviceRecord,
-) -> bool {
+/// exactly as written, at the version after the one it was read at. When
+/// it is, the operation carries on as saved (its dropped endpoints
+/// deleted) rather than answer `503` and leave them behind. When it is
+/// not, what the attempt made is released as for a new device
+/// (`save_landed_or_release`: sparing what the token's holder names, which
+/// may be another device that adopted the same endpoints meanwhile).
+pub(super) async fn saved_as_written(deps: &Deps, write: &DeviceWrite) -> bool {
     let written = &write.device;
-    let Ok(stored) = deps.store.get_device(&written.owner, &written.id).await else {
-        return false;
-    };
-    if let Some(stored) = &stored {
-        let as_written = DeviceRecord {
+    match deps.store.get_device(&written.owner, &written.id).await {
+        Ok(Some(stored)) if stored.version == written.version + 1 => DeviceRecord {
             version: written.version,
-            ..stored.clone()
-        };
-        if stored.version == written.version + 1 && as_written == *written {
-            return true;
+            ..stored
         }
+        .eq(written),
+        _ => false,
     }
-    let named: Vec<&str> = stored.iter().flat_map(DeviceRecord::endpoints).collect();
-    for arn in written
-        .endpoints()
-        .filter(|arn| !old.endpoints().any(|o| o == *arn) && !named.contains(arn))
-    {
-        if let Err(e) = deps.push.delete_endpoint(arn).await {
-            tracing::warn!(error = %e, "left an endpoint made for a failed save behind");
-        }
-    }
-    false
 }
 
 /// A device write by `caller`, under the account's device cap and
