@@ -111,29 +111,36 @@ pub(super) async fn ensure_endpoints(
     Ok((first, arns.next()))
 }
 
-/// After a save of `device` that failed for good (not a conflict: the
-/// account is going, or AWS failed): whether it landed after all, its
+/// After a save of a new `device` that failed for good (not a conflict:
+/// the account is going, or AWS failed): whether it landed after all, its
 /// answer lost — the claim on its push token is then this device's own
-/// (the save is one transaction), and `true` tells the operation to carry
-/// on as saved. Otherwise the endpoints made for it serve no one unless the
-/// device now holding its push token names them: the others are deleted
-/// (all of them, if nobody claims the token; a take-over that failed this
-/// way made the endpoints of environments the holder does not use: they go
-/// too). Best effort: a leftover is adopted by the next registration of the
-/// token.
-pub(super) async fn save_landed_or_release(deps: &Deps, device: &DeviceRecord) -> bool {
+/// (the save is one transaction), and the operation carries on as saved.
+pub(super) async fn save_landed(deps: &Deps, device: &DeviceRecord) -> bool {
+    matches!(
+        deps.store.get_claim(device.kind, &device.registration_id).await,
+        Ok(Some(claim)) if claim.device_id == device.id
+    )
+}
+
+/// The endpoints an attempt ensured for `device` (all of its push token)
+/// that the device now holding that token does not name serve no one:
+/// they are deleted (all of them, if nobody claims the token). The
+/// holder's are spared — it may be this very device, saved by a later
+/// attempt, or another that adopted the same endpoints (one per token and
+/// platform application). Best effort: a leftover is adopted by the next
+/// registration of the token.
+async fn release_unnamed(deps: &Deps, device: &DeviceRecord) {
     let kept: Vec<String> = match deps
         .store
         .get_claim(device.kind, &device.registration_id)
         .await
     {
         Ok(None) => Vec::new(),
-        Ok(Some(claim)) if claim.device_id == device.id => return true,
         Ok(Some(claim)) => match deps.store.get_device(&claim.owner, &claim.device_id).await {
             Ok(Some(holder)) => holder.endpoints().map(str::to_string).collect(),
-            _ => return false,
+            _ => return,
         },
-        Err(_) => return false,
+        Err(_) => return,
     };
     for arn in device
         .endpoints()
@@ -143,56 +150,61 @@ pub(super) async fn save_landed_or_release(deps: &Deps, device: &DeviceRecord) -
             tracing::warn!(error = %e, "left an unclaimed endpoint behind");
         }
     }
-    false
 }
 
-/// The device an operation's attempt made endpoints for (a push token new
-/// to it), until that attempt's save lands or releases them. An attempt
-/// that loses on a conflict leaves them to its retry, which reuses them
-/// (one endpoint per token); when the retry then fails otherwise (the
-/// device deleted meanwhile, say), the operation releases them
-/// (`release_if_failed`) — else they served no one, for good. Not when the
-/// retry gave up on conflicts (`503`): a competing write of the same token
-/// may be in flight, about to record them.
+/// The devices an operation's attempts ensured endpoints for and did not
+/// save. An attempt that loses on a conflict leaves its endpoints to its
+/// retry, which reuses what it still needs (one endpoint per token); but a
+/// retry decided on newer reads may need fewer, or others (the device
+/// moved to one APNs environment meanwhile, say, or the endpoint it knew
+/// was deleted and made anew). When the operation ends, what its last
+/// attempt's device — or whichever device holds the token then — does not
+/// name is released (`release_unnamed`), whether it succeeded or failed
+/// otherwise. Not when it gave up on conflicts (`503`): a competing write
+/// of the same token may be in flight, about to record them.
 #[derive(Default)]
-pub(super) struct Made(
-    std::sync::Mutex<Option<DeviceRecord>>,
-    std::sync::atomic::AtomicBool,
-);
+pub(super) struct Made {
+    current: std::sync::Mutex<Option<DeviceRecord>>,
+    left: std::sync::Mutex<Vec<DeviceRecord>>,
+    conflicted: std::sync::atomic::AtomicBool,
+}
+
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 impl Made {
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<DeviceRecord>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-    /// Runs one attempt, noting whether it met a conflict.
+    /// Runs one attempt: what it ensured endpoints for and did not save
+    /// (it failed) is left for `release_left`.
     pub(super) async fn track<T>(
         &self,
         attempt: impl std::future::Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
+        *locked(&self.current) = None;
         let result = attempt.await;
+        if let (Err(_), Some(device)) = (&result, locked(&self.current).take()) {
+            locked(&self.left).push(device);
+        }
         let conflicted = matches!(result, Err(ApiError::Conflict(_)));
-        self.1
+        self.conflicted
             .store(conflicted, std::sync::atomic::Ordering::SeqCst);
         result
     }
+    /// The attempt ensured `device`'s endpoints and is about to save it.
     pub(super) fn made(&self, device: &DeviceRecord) {
-        *self.slot() = Some(device.clone());
+        *locked(&self.current) = Some(device.clone());
     }
-    /// Its save landed, or released them.
-    pub(super) fn settled(&self) {
-        *self.slot() = None;
-    }
-    pub(super) async fn release_if_failed<T>(
+    pub(super) async fn release_left<T>(
         &self,
         deps: &Deps,
         result: Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let left = self.slot().take();
-        let gave_up_on_conflicts = self.1.load(std::sync::atomic::Ordering::SeqCst);
-        if let (Err(_), Some(device), false) = (&result, left, gave_up_on_conflicts) {
-            save_landed_or_release(deps, &device).await;
+        let left = std::mem::take(&mut *locked(&self.left));
+        if self.conflicted.load(std::sync::atomic::Ordering::SeqCst) {
+            return result;
+        }
+        for device in &left {
+            release_unnamed(deps, device).await;
         }
         result
     }

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use claims::{after_take_over, claim_change, claim_change_from, clean_up};
 pub(crate) use endpoints::settle_environment;
 use endpoints::{
-    delete_dropped_endpoints, ensure_endpoints, kind_supported, save_landed_or_release,
-    settled_platform, target_platforms, Made,
+    delete_dropped_endpoints, ensure_endpoints, kind_supported, save_landed, settled_platform,
+    target_platforms, Made,
 };
 pub use input::clean_registration_id;
 use input::{read_registration, read_update, DeviceInput};
@@ -95,7 +95,7 @@ pub async fn register(
         ))
     })
     .await;
-    made.release_if_failed(deps, result).await
+    made.release_left(deps, result).await
 }
 
 /// One attempt at a registration, decided on what it reads now.
@@ -132,13 +132,12 @@ async fn register_attempt(
         (device.endpoint_arn, device.alternate_arn) =
             ensure_endpoints(deps, registration_id, &targets, &reusable).await?;
         let write = device_write(deps, caller, device.clone(), false, ClaimChange::Keep);
+        made.made(&write.device);
         if let Err(e) = deps.store.save_device(&write).await {
             let e = ApiError::from(e);
-            if matches!(e, ApiError::Conflict(_)) {
-                return Err(e);
-            }
-            if !saved_as_written(deps, &write).await {
-                save_landed_or_release(deps, &write.device).await;
+            // Given up: carried on if it landed after all (its answers
+            // lost), else what it ensured is released (`Made`).
+            if matches!(e, ApiError::Conflict(_)) || !saved_as_written(deps, &write).await {
                 return Err(e);
             }
         }
@@ -176,15 +175,10 @@ async fn register_attempt(
         // on if it landed after all (its answer lost), else its endpoints
         // released. A conflict's retry reuses them (one endpoint per push
         // token).
-        if matches!(e, ApiError::Conflict(_)) {
-            return Err(e);
-        }
-        made.settled();
-        if !save_landed_or_release(deps, &device).await {
+        if matches!(e, ApiError::Conflict(_)) || !save_landed(deps, &device).await {
             return Err(e);
         }
     }
-    made.settled();
     if let Some(holder) = &holder {
         // The push token moved here; the old record is gone, and so must
         // be what was issued for it.
@@ -246,7 +240,7 @@ pub async fn update(
         made.track(update_attempt(deps, &caller, kind, id, &input, &made))
     })
     .await;
-    made.release_if_failed(deps, result).await
+    made.release_left(deps, result).await
 }
 
 /// One attempt at an update, decided on what it reads now.
@@ -287,9 +281,7 @@ async fn update_attempt(
         }
         (write.device.endpoint_arn, write.device.alternate_arn) =
             ensure_endpoints(deps, &write.device.registration_id, &targets, &reusable).await?;
-        if new_token.is_some() {
-            made.made(&write.device);
-        }
+        made.made(&write.device);
     }
     if let Err(e) = deps.store.save_device(&write).await {
         let e = ApiError::from(e);
@@ -299,16 +291,10 @@ async fn update_attempt(
         // the same token also makes ours), else the endpoints it made
         // released. Not on a conflict: the write that won may be about to
         // record the same endpoint (one per token), and the retry reuses it.
-        if matches!(e, ApiError::Conflict(_)) {
-            return Err(e);
-        }
-        made.settled();
-        if !saved_as_written(deps, &write).await {
-            save_landed_or_release(deps, &write.device).await;
+        if matches!(e, ApiError::Conflict(_)) || !saved_as_written(deps, &write).await {
             return Err(e);
         }
     }
-    made.settled();
     clean_up("a dropped endpoint", || {
         delete_dropped_endpoints(deps, &old, &write.device)
     })

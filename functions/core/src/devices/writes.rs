@@ -10,9 +10,9 @@ use crate::Deps;
 /// exactly as written, at the version after the one it was read at. When
 /// it is, the operation carries on as saved (its dropped endpoints
 /// deleted) rather than answer `503` and leave them behind. When it is
-/// not, what the attempt made is released as for a new device
-/// (`save_landed_or_release`: sparing what the token's holder names, which
-/// may be another device that adopted the same endpoints meanwhile).
+/// not, what the attempt ensured is released when the operation ends
+/// (`endpoints::Made`: sparing what the token's holder names, which may be
+/// this device as stored, or another that adopted the same endpoints).
 pub(super) async fn saved_as_written(deps: &Deps, write: &DeviceWrite) -> bool {
     let written = &write.device;
     match deps.store.get_device(&written.owner, &written.id).await {

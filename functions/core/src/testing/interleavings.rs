@@ -167,6 +167,10 @@ pub async fn run(rig: impl Fn() -> Rig) -> Vec<Failure> {
         deleted_before_the_save
     );
     scenario!(
+        "a retry that needs fewer endpoints releases the one its lost attempt made",
+        retry_needs_fewer
+    );
+    scenario!(
         "a take-over refused (account going) spares the endpoints its holder names",
         refused_take_over
     );
@@ -335,6 +339,58 @@ async fn deleted_before_the_save(rig: &Rig) -> Outcome {
     }
     for arn in &made_for_it {
         expect_endpoint(&rig.deps, arn, None, "an endpoint made for the new token").await?;
+    }
+    Ok(())
+}
+
+/// A device on both APNs environments; its app registers the token again
+/// (environment unknown) while another registration naming the sandbox
+/// lands just before the first's `ensure_endpoint`, deleting the
+/// production endpoint. The first makes production anew, loses its save,
+/// and its retry (the device now settled on the sandbox) needs the sandbox
+/// alone: the endpoint made by the lost attempt is deleted — on the code
+/// that released them only when the operation failed, it stayed behind,
+/// serving no one (the explorer, emulator seed 1 at 10,000 operations).
+async fn retry_needs_fewer(rig: &Rig) -> Outcome {
+    let (account, key) = account(&rig.deps).await?;
+    let token = push_token();
+    let made = register(&rig.deps, &key, json!({ "registration_id": token })).await;
+    status("the registration", &made, 201)?;
+    let id = id_of(&made);
+    let already = rig.script.ensured().len();
+    let (deps, k, t) = (rig.deps.clone(), key.clone(), token.clone());
+    let landed = Arc::new(Mutex::new(None));
+    let l = landed.clone();
+    rig.script.before("ensure_endpoint", move || async move {
+        let body = json!({ "registration_id": t, "environment": "sandbox" });
+        *l.lock().unwrap_or_else(|e| e.into_inner()) = Some(register(&deps, &k, body).await);
+    });
+    let again = register(&rig.deps, &key, json!({ "registration_id": token })).await;
+    status("the registration again", &again, 200)?;
+    let sandbox = landed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .ok_or("the sandbox registration did not run")?;
+    status("the sandbox registration", &sandbox, 200)?;
+    let after = stored(&rig.deps, &account.id, &id).await?;
+    if after.alternate_arn.is_some()
+        || Platform::of_arn(&after.endpoint_arn) != Some(Platform::ApnsSandbox)
+    {
+        return Err(format!("the device is not on the sandbox alone: {after:?}"));
+    }
+    let ensured: Vec<String> = rig.script.ensured().split_off(already);
+    let others: Vec<&String> = ensured
+        .iter()
+        .filter(|arn| **arn != after.endpoint_arn)
+        .collect();
+    if others.is_empty() {
+        return Err(format!(
+            "no endpoint but the sandbox's was ensured: {ensured:?}"
+        ));
+    }
+    for arn in others {
+        expect_endpoint(&rig.deps, arn, None, "an endpoint the device does not name").await?;
     }
     Ok(())
 }
