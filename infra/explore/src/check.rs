@@ -65,8 +65,10 @@ pub struct History {
     /// Endpoints deleted, after their device's record, by the removal of
     /// that device (by app and ARN): the removing device's id, and the op.
     pub deleted_by_removal: BTreeMap<(usize, String), (String, OpId)>,
-    /// When each endpoint was deleted (by app and ARN; global order).
-    deletions: BTreeMap<(usize, String), Vec<u64>>,
+    /// When each endpoint was deleted (by app and ARN; global order), and
+    /// when the deleting operation last looked at the table or SNS before
+    /// (what it decided the deletion on).
+    deletions: BTreeMap<(usize, String), Vec<(u64, u64)>>,
     /// Adoptions of an endpoint by a write: (app, ARN) → (when an
     /// operation's `ensure_endpoint` returned it, when that operation's
     /// next save took effect).
@@ -74,10 +76,19 @@ pub struct History {
     pub deleted: Vec<Deleted>,
 }
 
+/// Whether a port call reads what a deletion is decided on.
+fn is_look(call: &str) -> bool {
+    call.starts_with("get_")
+        || call.starts_with("list_")
+        || call == "devices_by_endpoint"
+        || call == "endpoint_enabled"
+}
+
 impl History {
     /// Whether an endpoint was deleted while a write was adopting it: the
     /// write's `ensure_endpoint` returned it (SNS keeps one per token)
-    /// before the deletion, and its save took effect after. SNS deletes
+    /// before the deletion, and its save took effect after the deleting
+    /// operation's last look (what it decided on). SNS deletes
     /// cannot be conditional on what the table says meanwhile (a settling,
     /// a release, a dropped environment, a removal); the device's next
     /// knock re-creates it (knock::reattach; docs/ARCHITECTURE.md,
@@ -89,9 +100,11 @@ impl History {
         else {
             return false;
         };
-        adoptions
-            .iter()
-            .any(|(ensured, saved)| deletions.iter().any(|d| ensured < d && d < saved))
+        adoptions.iter().any(|(ensured, saved)| {
+            deletions
+                .iter()
+                .any(|(looked, deleted)| ensured < deleted && looked < saved)
+        })
     }
 
     /// Takes in what an epoch's trace tells.
@@ -101,7 +114,11 @@ impl History {
             let mut ensured: Vec<String> = Vec::new();
             let mut removed: Vec<(String, Vec<String>)> = Vec::new();
             let mut adopting: Vec<(String, u64)> = Vec::new();
+            let mut last_look = 0;
             for call in &op.calls {
+                if is_look(&call.name) {
+                    last_look = call.seq;
+                }
                 // A call refused before it ran has no detail: its arguments
                 // name what it was for.
                 let refused = matches!(
@@ -170,7 +187,7 @@ impl History {
                         self.deletions
                             .entry((op.app, arn.clone()))
                             .or_default()
-                            .push(call.seq);
+                            .push((last_look, call.seq));
                     }
                     CallDetail::RemovedDevice { id, endpoints, .. } => {
                         removed.push((id.clone(), endpoints.clone()));
