@@ -14,7 +14,8 @@
 #
 # --app               the app's short name: its base URL is /<app>/api/v1/
 # --prefix            the stack's PlatformApplicationPrefix (default chatsecure-push);
-#                     the applications are <prefix>-<app>-apns, -apns-sandbox, -fcm
+#                     (letters, digits, "_", "-"); the applications are
+#                     <prefix>.<app>-apns, -apns-sandbox, -fcm
 # --environments      the APNs environments to create, both by default from the one
 #                     .p8 key (APNs token keys sign for both): production (APNS, App
 #                     Store and TestFlight builds), sandbox (APNS_SANDBOX, development
@@ -60,7 +61,7 @@ done
 # The names the functions accept (functions/aws/src/config.rs).
 [[ "$app" =~ ^[a-z0-9][a-z0-9-]{0,31}$ && "$app" != api ]] ||
   { echo "--app: 1-32 of a-z, 0-9 and '-', not starting with '-', not \"api\"" >&2; exit 2; }
-[[ "$prefix" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "--prefix: letters, digits, '_', '.', '-'" >&2; exit 2; }
+[[ "$prefix" =~ ^[A-Za-z0-9_-]{1,64}$ ]] || { echo "--prefix: 1-64 of letters, digits, '_', '-' (no '.': it ends the prefix)" >&2; exit 2; }
 production=0 sandbox=0
 for environment in ${environments//,/ }; do
   case "$environment" in
@@ -135,7 +136,7 @@ ensure_app() {
 attributes_file "$workdir/apns.json" \
   "PlatformCredential=@$apns_key" "PlatformPrincipal=$key_id" \
   "ApplePlatformTeamID=$team_id" "ApplePlatformBundleID=$bundle_id" "${events[@]}"
-base="$prefix-$app"
+base="$prefix.$app"
 arns=()
 apns_arn="" sandbox_arn="" gcm_arn=""
 if [ "$production" = 1 ]; then

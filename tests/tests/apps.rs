@@ -18,10 +18,10 @@ use serde_json::{json, Value};
 /// The platform application names of the local stack's apps (their ARNs
 /// end in `:app/<PLATFORM>/<name>`, their endpoints' in
 /// `:endpoint/<PLATFORM>/<name>/<id>`).
-const DEFAULT_APNS: &str = "APNS_SANDBOX/chatsecure-push-local-apns/";
-const ZOM_PRODUCTION: &str = "APNS/chatsecure-push-local-zom-apns/";
-const ZOM_SANDBOX: &str = "APNS_SANDBOX/chatsecure-push-local-zom-apns-sandbox/";
-const ZOM_FCM: &str = "GCM/chatsecure-push-local-zom-fcm/";
+const DEFAULT_APNS: &str = "APNS_SANDBOX/chatsecure-push-local.apns/";
+const ZOM_PRODUCTION: &str = "APNS/chatsecure-push-local.zom-apns/";
+const ZOM_SANDBOX: &str = "APNS_SANDBOX/chatsecure-push-local.zom-apns-sandbox/";
+const ZOM_FCM: &str = "GCM/chatsecure-push-local.zom-fcm/";
 
 fn zom() -> Api {
     Api::app("zom")

@@ -96,7 +96,7 @@ async fn platform_apps_script_takes_the_region_from_aws_region_and_fails_loudly(
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(
-        stdout.contains(&format!("ApnsPlatformApplicationArn=arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/{name}-chat-apns-sandbox")),
+        stdout.contains(&format!("ApnsPlatformApplicationArn=arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/{name}.chat-apns-sandbox")),
         "{stdout}"
     );
     // No region at all: a clear message, a non-zero exit, no ARNs.
@@ -153,7 +153,7 @@ async fn platform_apps_script_creates_both_apns_environments_from_one_key_then_u
     let stderr = String::from_utf8_lossy(&first.stderr).to_string();
     assert!(first.status.success(), "{stdout}\n{stderr}");
     let arn = |platform: &str, suffix: &str| {
-        format!("arn:aws:sns:us-east-1:123456789012:app/{platform}/{name}-chat-{suffix}")
+        format!("arn:aws:sns:us-east-1:123456789012:app/{platform}/{name}.chat-{suffix}")
     };
     let (apns_arn, sandbox_arn, gcm_arn) = (
         arn("APNS", "apns"),

@@ -307,7 +307,7 @@ async fn an_existing_endpoint_with_other_attributes_is_adopted() {
         .platform_applications()
         .iter()
         .filter_map(|p| p.platform_application_arn())
-        .find(|arn| arn.contains(":app/APNS_SANDBOX/chatsecure-push-local-apns"))
+        .find(|arn| arn.contains(":app/APNS_SANDBOX/chatsecure-push-local.apns"))
         .unwrap()
         .to_string();
     let stale = sns

@@ -191,3 +191,89 @@ fn aws_endpoint_url_is_declared_only_when_a_local_run_sets_it() {
         );
     }
 }
+
+/// IAM's `StringLike`/resource matching: `*` any run of characters, `?` one.
+fn iam_match(pattern: &str, value: &str) -> bool {
+    match pattern.chars().next() {
+        None => value.is_empty(),
+        Some('*') => {
+            let rest = &pattern[1..];
+            (0..=value.len())
+                .filter(|i| value.is_char_boundary(*i))
+                .any(|i| iam_match(rest, &value[i..]))
+        }
+        Some(p) => value.chars().next().is_some_and(|v| {
+            (p == '?' || p == v) && iam_match(&pattern[p.len_utf8()..], &value[v.len_utf8()..])
+        }),
+    }
+}
+
+/// Every SNS resource of every function's policy, with the stack's values
+/// put in for `${…}`.
+fn sns_resources(tpl: &serde_yaml::Value, prefix: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (_, resource) in tpl["Resources"].as_mapping().unwrap() {
+        let Some(policies) = resource["Properties"]["Policies"].as_sequence() else {
+            continue;
+        };
+        for policy in policies {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                let serde_yaml::Value::Tagged(sub) = &statement["Resource"] else {
+                    continue;
+                };
+                let Some(arn) = sub.value.as_str().filter(|a| a.contains(":sns:")) else {
+                    continue;
+                };
+                found.push(
+                    arn.replace("${AWS::Partition}", "aws")
+                        .replace("${AWS::Region}", "us-east-1")
+                        .replace("${AWS::AccountId}", "123456789012")
+                        .replace("${PlatformApplicationPrefix}", prefix),
+                );
+            }
+        }
+    }
+    found
+}
+
+/// The functions' SNS permissions name this stack's platform applications
+/// (`<prefix>.…`) and no sibling stack's whose prefix starts with this one
+/// (`chatsecure-push-staging` for `chatsecure-push`), for applications and
+/// their endpoints alike; the prefix cannot hold the separator.
+#[test]
+fn sns_permissions_name_this_stacks_applications_and_no_siblings() {
+    let tpl = template();
+    let pattern = tpl["Parameters"]["PlatformApplicationPrefix"]["AllowedPattern"]
+        .as_str()
+        .expect("AllowedPattern");
+    assert!(
+        !pattern.contains('.'),
+        "the prefix may hold the separator: {pattern}"
+    );
+    let resources = sns_resources(&tpl, "chatsecure-push");
+    assert!(resources.len() >= 4, "{resources:?}");
+    let app = |name: &str| format!("arn:aws:sns:us-east-1:123456789012:app/APNS/{name}");
+    let endpoint =
+        |name: &str| format!("arn:aws:sns:us-east-1:123456789012:endpoint/APNS/{name}/0b1c");
+    for resource in &resources {
+        let (ours, sibling) = if resource.contains(":app/") {
+            (
+                app("chatsecure-push.zom-apns"),
+                app("chatsecure-push-staging.zom-apns"),
+            )
+        } else {
+            (
+                endpoint("chatsecure-push.zom-apns"),
+                endpoint("chatsecure-push-staging.zom-apns"),
+            )
+        };
+        assert!(iam_match(resource, &ours), "{resource} refuses {ours}");
+        assert!(
+            !iam_match(resource, &sibling),
+            "{resource} allows {sibling}"
+        );
+        // The name platform-apps.sh used to give: no longer this stack's.
+        let old = ours.replace("chatsecure-push.", "chatsecure-push-");
+        assert!(!iam_match(resource, &old), "{resource} allows {old}");
+    }
+}

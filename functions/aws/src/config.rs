@@ -44,6 +44,51 @@ pub struct App {
     pub application_arns: Vec<String>,
 }
 
+/// What separates `PlatformApplicationPrefix` from the rest of a platform
+/// application's name (`<prefix>.<app>-apns`): a character no prefix holds,
+/// so `<prefix>.*` in IAM and here names this deployment's applications and
+/// no sibling stack's.
+pub const PREFIX_SEPARATOR: char = '.';
+
+/// A prefix is 1-64 of letters, digits, `_` and `-` (no separator), as the
+/// template's `AllowedPattern` says.
+fn check_prefix_name(prefix: &str) -> Result<(), String> {
+    let valid = !prefix.is_empty()
+        && prefix.len() <= 64
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "PLATFORM_APPLICATION_PREFIX {prefix:?}: 1-64 of letters, digits, '_' and '-' \
+             (no {PREFIX_SEPARATOR:?}: it separates the prefix from the rest of the name)"
+        ))
+    }
+}
+
+/// No platform application serves two apps: they would share its endpoints
+/// (SNS keeps one per push token), and one app's device deletion would
+/// delete the other's endpoint.
+pub fn check_distinct_applications<'a>(
+    apps: impl IntoIterator<Item = &'a App>,
+) -> Result<(), String> {
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for app in apps {
+        for arn in &app.application_arns {
+            if let Some(first) = owner.insert(arn.as_str(), app.name.as_str()) {
+                return Err(format!(
+                    "platform application {arn:?} is listed for two apps, {first:?} and {:?}: \
+                     each app needs applications of its own",
+                    app.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl App {
     /// Checks the name and the ARNs: each a platform application, no
     /// platform twice. (An app without any registers no devices: `400`.)
@@ -81,15 +126,23 @@ impl App {
         })
     }
 
-    /// Every platform application's name must start with `<prefix>-`: the
-    /// functions' IAM policies allow no other (template.yaml).
+    /// Every platform application's name must be `<prefix>.…`: the
+    /// functions' IAM policies allow no other (template.yaml). The prefix
+    /// holds no `.`, so a sibling stack's prefix that merely starts with
+    /// this one (`chatsecure-push-staging` for `chatsecure-push`) is refused.
     pub fn check_prefix(&self, prefix: &str) -> Result<(), String> {
+        check_prefix_name(prefix)?;
         for arn in &self.application_arns {
             let name = arn.rsplit('/').next().unwrap_or_default();
-            if !name.starts_with(&format!("{prefix}-")) {
+            let ours = name
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix(PREFIX_SEPARATOR))
+                .is_some_and(|rest| !rest.is_empty());
+            if !ours {
                 return Err(format!(
-                    "app {:?}: platform application {name:?} is not named {prefix}-... \
-                     (PlatformApplicationPrefix): this deployment may not use it",
+                    "app {:?}: platform application {name:?} is not named \
+                     {prefix}{PREFIX_SEPARATOR}... (PlatformApplicationPrefix): this deployment \
+                     may not use it",
                     self.name
                 ));
             }
@@ -228,6 +281,7 @@ impl AppConfig {
                 default_app.name
             ));
         }
+        check_distinct_applications(std::iter::once(&default_app).chain(&apps))?;
         if let Some(prefix) = var("PLATFORM_APPLICATION_PREFIX") {
             for app in std::iter::once(&default_app).chain(&apps) {
                 app.check_prefix(&prefix)?;
@@ -488,9 +542,9 @@ pub fn build_deps(sdk: &SdkConfig, config: &AppConfig) -> Deps {
 mod tests {
     use super::*;
 
-    const APNS: &str = "arn:aws:sns:us-east-1:123456789012:app/APNS/p-zom-apns";
-    const SANDBOX: &str = "arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/p-zom-apns-sandbox";
-    const FCM: &str = "arn:aws:sns:us-east-1:123456789012:app/GCM/p-zom-fcm";
+    const APNS: &str = "arn:aws:sns:us-east-1:123456789012:app/APNS/p.zom-apns";
+    const SANDBOX: &str = "arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/p.zom-apns-sandbox";
+    const FCM: &str = "arn:aws:sns:us-east-1:123456789012:app/GCM/p.zom-fcm";
 
     #[test]
     fn apps_are_listed_by_name_and_platform_application_arns() {
@@ -530,7 +584,49 @@ mod tests {
         let app = App::new("zom", vec![APNS.into(), FCM.into()]).unwrap();
         assert!(app.check_prefix("p").is_ok());
         let err = app.check_prefix("chatsecure-push").unwrap_err();
-        assert!(err.contains("p-zom-apns"), "{err}");
+        assert!(err.contains("p.zom-apns"), "{err}");
+    }
+
+    #[test]
+    fn a_sibling_stacks_applications_are_refused() {
+        let arn = |name: &str| format!("arn:aws:sns:us-east-1:123456789012:app/APNS/{name}");
+        let ours = App::new("zom", vec![arn("chatsecure-push.zom-apns")]).unwrap();
+        assert!(ours.check_prefix("chatsecure-push").is_ok());
+        for name in [
+            // A prefix that starts with ours, however it goes on.
+            "chatsecure-push-staging.zom-apns",
+            "chatsecure-push-zom-apns",
+            "chatsecure-pushx.zom-apns",
+            "chatsecure-push.",
+        ] {
+            let theirs = App::new("zom", vec![arn(name)]).unwrap();
+            let err = theirs.check_prefix("chatsecure-push").unwrap_err();
+            assert!(err.contains(name), "{name}: {err}");
+        }
+        // A prefix holding the separator could match another's applications.
+        for prefix in ["chatsecure.push", "", "a b"] {
+            let err = ours.check_prefix(prefix).unwrap_err();
+            assert!(
+                err.contains("PLATFORM_APPLICATION_PREFIX"),
+                "{prefix}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_platform_application_listed_for_two_apps_is_refused_by_name() {
+        let default = App::new("chatsecure", vec![SANDBOX.into()]).unwrap();
+        let apps = App::parse_list(&format!("zom={APNS},{FCM}; other={FCM}")).unwrap();
+        let err = check_distinct_applications(std::iter::once(&default).chain(&apps)).unwrap_err();
+        assert!(
+            err.contains(FCM) && err.contains("zom") && err.contains("other"),
+            "{err}"
+        );
+        let apps = App::parse_list(&format!("zom={SANDBOX}")).unwrap();
+        let err = check_distinct_applications(std::iter::once(&default).chain(&apps)).unwrap_err();
+        assert!(err.contains(SANDBOX), "{err}");
+        let apps = App::parse_list(&format!("zom={APNS},{FCM}")).unwrap();
+        assert!(check_distinct_applications(std::iter::once(&default).chain(&apps)).is_ok());
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub async fn in_process_deps() -> Deps {
     let sns = aws_sdk_sns::Client::new(&sdk);
     let apns = local_api::setup::ensure_platform_application(
         &sns,
-        "chatsecure-push-local-apns",
+        "chatsecure-push-local.apns",
         "APNS_SANDBOX",
     )
     .await

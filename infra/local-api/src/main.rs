@@ -27,14 +27,14 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const DEFAULT_TABLE: &str = "chatsecure-push-local";
 const DEFAULT_APP: &str = "chatsecure";
-const APNS_APP: &str = "chatsecure-push-local-apns";
-const GCM_APP: &str = "chatsecure-push-local-gcm";
+const APNS_APP: &str = "chatsecure-push-local.apns";
+const GCM_APP: &str = "chatsecure-push-local.gcm";
 /// The second app: its name, and its platform applications by platform.
 const SECOND_APP: &str = "zom";
 const SECOND_APP_APPLICATIONS: &[(&str, &str)] = &[
-    ("chatsecure-push-local-zom-apns", "APNS"),
-    ("chatsecure-push-local-zom-apns-sandbox", "APNS_SANDBOX"),
-    ("chatsecure-push-local-zom-fcm", "GCM"),
+    ("chatsecure-push-local.zom-apns", "APNS"),
+    ("chatsecure-push-local.zom-apns-sandbox", "APNS_SANDBOX"),
+    ("chatsecure-push-local.zom-fcm", "GCM"),
 ];
 
 async fn shutdown_signal() {
