@@ -116,7 +116,7 @@ impl History {
             let mut adopting: Vec<(String, u64)> = Vec::new();
             let mut last_look = 0;
             for call in &op.calls {
-                if is_look(&call.name) {
+                if is_look(call.name) {
                     last_look = call.seq;
                 }
                 // A call refused before it ran has no detail: its arguments
