@@ -65,7 +65,7 @@ case "$cmd" in
     # The suite signs up hundreds of accounts from 127.0.0.1, and the fuzzer
     # registers hundreds of devices to one account; the caps themselves are
     # tested on routers of their own (tests/tests/quotas.rs).
-    export SIGNUP_PER_SOURCE_LIMIT=${SIGNUP_PER_SOURCE_LIMIT:-1000000}
+    export SIGNUP_PER_IPV4_LIMIT=${SIGNUP_PER_IPV4_LIMIT:-20000}
     export DEVICE_LIMIT=${DEVICE_LIMIT:-100000} DEVICE_REGISTRATION_LIMIT=${DEVICE_REGISTRATION_LIMIT:-1000000}
     export PUBLISH_CONCURRENCY=${PUBLISH_CONCURRENCY:-50}
     trap cleanup EXIT
@@ -131,7 +131,7 @@ case "$cmd" in
     # The latency loops register and create hundreds to one account; the
     # in-process fan-out and deletion rows set their own caps.
     export KNOCK_LIMIT_WINDOW_SECONDS=1 TOKEN_CREATE_LIMIT=1000000
-    export DEVICE_LIMIT=100000 DEVICE_REGISTRATION_LIMIT=1000000 SIGNUP_PER_SOURCE_LIMIT=1000000 LIVE_TOKEN_LIMIT=100000
+    export DEVICE_LIMIT=100000 DEVICE_REGISTRATION_LIMIT=1000000 SIGNUP_PER_IPV4_LIMIT=20000 LIVE_TOKEN_LIMIT=100000
     start_router "$router_port" "$ROOT/target/perf/local-api"
     PUSH_API_URL="http://127.0.0.1:$router_port/api/v1/" RELEASE_DIR="$ROOT/target/perf" \
       ROUTER_PID="$ROUTER_PID" "$ROOT/target/perf/bench"

@@ -279,7 +279,7 @@ case "$cmd" in
     export EMULATOR_INDEX_LAG_MS=${EMULATOR_INDEX_LAG_MS:-300} EMULATOR_REFUSED_TOKEN_PREFIX=refused
     start_emulator "$(free_port)" "$bridge"
     # Every request reaches the functions from 127.0.0.1: no per-source cap.
-    set_up_emulator SignupPerSourceLimit=0
+    set_up_emulator SignupPerIpv4Limit=0 SignupPerIpv6Slash64Limit=0 SignupPerIpv6Slash56Limit=0 SignupPerIpv6Slash48Limit=0
     api_port=$(free_port)
     lambda_port=$(free_port)
     start_sam "$api_port" "$lambda_port"

@@ -423,7 +423,7 @@ mod own_stack {
         let url = emulator.url();
         let router = Router::start(&[
             ("AWS_ENDPOINT_URL", url.as_str()),
-            ("SIGNUP_PER_SOURCE_LIMIT", "1000"),
+            ("SIGNUP_PER_IPV4_LIMIT", "1000"),
         ])
         .await;
         let root = router
@@ -656,7 +656,7 @@ mod own_stack {
             ("AWS_ENDPOINT_URL", url.as_str()),
             ("SIGNUP_LIMIT", "60"),
             ("SIGNUP_WINDOW_SECONDS", "3600"),
-            ("SIGNUP_PER_SOURCE_LIMIT", "1000"),
+            ("SIGNUP_PER_IPV4_LIMIT", "1000"),
             ("LOGIN_FAILURE_LIMIT", "40"),
             ("KNOCK_LIMIT_PER_WINDOW", "60"),
             ("KNOCK_LIMIT_WINDOW_SECONDS", "3600"),

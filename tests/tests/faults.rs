@@ -1,5 +1,6 @@
 //! The races of `concurrency.rs` on an emulator of this test's own that also
-//! injects throttling and internal errors into DynamoDB and SNS: `503` with
+//! injects throttling and internal errors into DynamoDB and SNS, before the
+//! call is applied and after (the answer lost): `503` with
 //! `Retry-After` at worst, never `500`, and afterwards nothing but what the
 //! successful answers promised. One test in this binary: it points the
 //! process's own AWS reads at its emulator.
@@ -23,7 +24,13 @@ mod own_stack {
     /// and internal errors into DynamoDB and SNS: never a `500`.
     #[tokio::test]
     async fn with_injected_faults_the_races_answer_503_at_worst_never_500() {
-        let emulator = Emulator::start(&[("EMULATOR_FAULT_RATE", "0.05")]).await;
+        // Both kinds, whatever the caller exported: refused before they
+        // are applied, and applied with the answer lost.
+        let emulator = Emulator::start(&[
+            ("EMULATOR_FAULT_RATE", "0.05"),
+            ("EMULATOR_APPLIED_FAULT_RATE", "0.05"),
+        ])
+        .await;
         let url = emulator.url();
         let router = Router::start(&[("AWS_ENDPOINT_URL", url.as_str())]).await;
         let api = &router.api;

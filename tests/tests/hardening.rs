@@ -359,7 +359,7 @@ mod own_stack {
             ("SIGNUP_LIMIT", "2"),
             ("SIGNUP_WINDOW_SECONDS", "3600"),
             // The per-source sign-up limit is a second one (quotas.rs).
-            ("SIGNUP_PER_SOURCE_LIMIT", "0"),
+            ("SIGNUP_PER_IPV4_LIMIT", "0"),
             ("TOKEN_CREATE_LIMIT", "2"),
             ("TOKEN_CREATE_WINDOW_SECONDS", "3600"),
             ("KNOCK_LIMIT_PER_WINDOW", "3"),

@@ -7,6 +7,7 @@
 #![cfg(feature = "stack")]
 
 use api_tests::*;
+use futures_util::StreamExt;
 use serde_json::json;
 
 /// `POST device/<kind>/` with a push token, as the apps register.
@@ -202,7 +203,7 @@ mod own_stack {
         let table = format!("quota-{}", uuid::Uuid::new_v4().simple());
         let router = Router::start(&[
             ("TABLE_NAME", table.as_str()),
-            ("SIGNUP_PER_SOURCE_LIMIT", "3"),
+            ("SIGNUP_PER_IPV4_LIMIT", "3"),
             ("SIGNUP_PER_SOURCE_WINDOW_SECONDS", "3600"),
         ])
         .await;
@@ -230,5 +231,107 @@ mod own_stack {
         let dump = table_dump().await.join("\n");
         assert!(dump.contains("LIMIT#SIGNUPS#"));
         assert!(!dump.contains("127.0.0.1"), "no address is stored");
+    }
+
+    async fn signup_from(api: &Api, ip: &str) -> Reply {
+        let body = json!({"username": random_username(), "password": "p"});
+        api.from_source(ip)
+            .post("accounts/", None, Body::Json(body))
+            .await
+    }
+
+    /// A router with the test-only source hook, the given limits, and the
+    /// service-wide ceiling at `ceiling` an hour.
+    async fn source_router(ceiling: &str, limits: &[(&str, &str)]) -> Router {
+        let table = format!("sources-{}", uuid::Uuid::new_v4().simple());
+        let mut env = vec![
+            ("TABLE_NAME", table.as_str()),
+            ("LOCAL_API_TRUST_SOURCE_HEADER", "1"),
+            ("SIGNUP_LIMIT", ceiling),
+            ("SIGNUP_WINDOW_SECONDS", "3600"),
+            ("SIGNUP_PER_SOURCE_WINDOW_SECONDS", "3600"),
+        ];
+        env.extend_from_slice(limits);
+        Router::start(&env).await
+    }
+
+    /// Whoever holds a /48 has 65,536 /64s. Counted per /64 alone, 3,000 of
+    /// them filled the service-wide ceiling (here 300 an hour) and everyone
+    /// else's sign-up was `429`; counted at the /56 and the /48 as well,
+    /// the /48 gets its 200 and an unrelated address still signs up.
+    #[tokio::test]
+    async fn three_thousand_64s_of_one_48_leave_the_ceiling_to_everyone_else() {
+        let router = source_router(
+            "300",
+            &[
+                ("SIGNUP_PER_IPV6_64_LIMIT", "20"),
+                ("SIGNUP_PER_IPV6_56_LIMIT", "60"),
+                ("SIGNUP_PER_IPV6_48_LIMIT", "200"),
+                ("SIGNUP_PER_IPV4_LIMIT", "60"),
+            ],
+        )
+        .await;
+        let api = &router.api;
+        away_from_window_edge_by(std::time::Duration::from_secs(240)).await;
+        // Spread over the /48's 256 /56s (about 12 each, under their 60),
+        // so that the /48's own limit is the one that holds.
+        let sources: Vec<String> = (0..3000u32)
+            .map(|i| format!("2001:db8:4800:{:x}::1", ((i % 256) << 8) | (i / 256)))
+            .collect();
+        let statuses: Vec<u16> = futures_util::stream::iter(&sources)
+            .map(|ip| async move { signup_from(api, ip).await.status })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let created = statuses.iter().filter(|s| **s == 201).count();
+        let limited = statuses.iter().filter(|s| **s == 429).count();
+        assert_eq!(
+            (created, limited),
+            (200, 2800),
+            "the /48 signs up its 200 and no more"
+        );
+        let r = signup_from(api, "198.51.100.7").await;
+        assert_eq!(r.status, 201, "an unrelated IPv4 address: {}", r.text);
+        let r = signup_from(api, "2001:db8:4801::1").await;
+        assert_eq!(r.status, 201, "the next /48: {}", r.text);
+        // And the /64 and /56 levels hold on their own.
+        let mut statuses = Vec::new();
+        for i in 0..21 {
+            statuses.push(
+                signup_from(api, &format!("2001:db8:5600:100::{i:x}"))
+                    .await
+                    .status,
+            );
+        }
+        assert_eq!(statuses[..20], [201; 20], "a /64 signs up 20");
+        assert_eq!(statuses[20], 429, "and no more");
+        let mut statuses = Vec::new();
+        for i in 0..61 {
+            let ip = format!("2001:db8:5601:{:x}::1", 0x200 + i / 10);
+            statuses.push(signup_from(api, &ip).await.status);
+        }
+        assert!(
+            statuses[..60].iter().all(|s| *s == 201),
+            "a /56 signs up 60: {statuses:?}"
+        );
+        assert_eq!(statuses[60], 429, "and no more");
+    }
+
+    /// Every IPv4-mapped address (`::ffff:a.b.c.d`) used to fall into one
+    /// /64: now each is its IPv4 address, counted with it.
+    #[tokio::test]
+    async fn an_ipv4_mapped_address_counts_as_its_ipv4_address() {
+        let router = source_router("1000", &[("SIGNUP_PER_IPV4_LIMIT", "2")]).await;
+        let api = &router.api;
+        away_from_window_edge().await;
+        assert_eq!(signup_from(api, "198.51.100.9").await.status, 201);
+        assert_eq!(signup_from(api, "::ffff:198.51.100.9").await.status, 201);
+        let r = signup_from(api, "::ffff:198.51.100.9").await;
+        assert_eq!(r.status, 429, "the address's third: {}", r.text);
+        assert_eq!(signup_from(api, "198.51.100.9").await.status, 429);
+        let r = signup_from(api, "::ffff:198.51.100.10").await;
+        assert_eq!(r.status, 201, "another mapped address: {}", r.text);
+        let dump = table_dump().await.join("\n");
+        assert!(!dump.contains("198.51.100"), "no address is stored");
     }
 }

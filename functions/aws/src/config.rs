@@ -16,6 +16,7 @@ use push_core::budget;
 use push_core::model::Platform;
 use push_core::payload::Priority;
 use push_core::ports::SystemClock;
+use push_core::secrets::SourceNetwork;
 use push_core::{Deps, Limit, Settings, MAX_LOGGED_HITS};
 
 use crate::{DynamoStore, SnsGateway};
@@ -237,12 +238,24 @@ impl AppConfig {
             "DEVICE_REGISTRATION_WINDOW_SECONDS",
             u32::MAX,
         )?;
+        // Each network of a source is counted like the service-wide
+        // sign-ups, with its set of counting calls: the same ceiling.
+        let sources = &mut settings.signup_source_limits;
+        let mut first = sources.of(SourceNetwork::Ipv4);
         limit_from_env(
-            &mut settings.signup_source_limit,
-            "SIGNUP_PER_SOURCE_LIMIT",
+            &mut first,
+            "SIGNUP_PER_IPV4_LIMIT",
             "SIGNUP_PER_SOURCE_WINDOW_SECONDS",
-            u32::MAX,
+            crate::limits::MAX_COUNTED_CALLS,
         )?;
+        (sources.ipv4, sources.window) = (first.max, first.window);
+        for (max, name) in [
+            (&mut sources.ipv6_64, "SIGNUP_PER_IPV6_64_LIMIT"),
+            (&mut sources.ipv6_56, "SIGNUP_PER_IPV6_56_LIMIT"),
+            (&mut sources.ipv6_48, "SIGNUP_PER_IPV6_48_LIMIT"),
+        ] {
+            max_from_env(max, name, crate::limits::MAX_COUNTED_CALLS)?;
+        }
         settings.api_key_limit = count_from_env("API_KEY_LIMIT", settings.api_key_limit)?;
         settings.device_limit = count_from_env("DEVICE_LIMIT", settings.device_limit)?;
         settings.live_token_limit = count_from_env("LIVE_TOKEN_LIMIT", settings.live_token_limit)?;
@@ -316,17 +329,22 @@ fn limit_from_env(
     window_var: &str,
     cap: u32,
 ) -> Result<(), String> {
-    if let Some(raw) = var(max_var) {
-        limit.max = raw.parse().ok().filter(|max| *max <= cap).ok_or_else(|| {
-            format!("{max_var} must be a whole number from 0 (no limit) to {cap}, not {raw:?}")
-        })?;
-    }
+    max_from_env(&mut limit.max, max_var, cap)?;
     if let Some(raw) = var(window_var) {
         let seconds: u64 =
             raw.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
                 format!("{window_var} must be a positive whole number, not {raw:?}")
             })?;
         limit.window = Duration::from_secs(seconds);
+    }
+    Ok(())
+}
+
+fn max_from_env(max: &mut u32, max_var: &str, cap: u32) -> Result<(), String> {
+    if let Some(raw) = var(max_var) {
+        *max = raw.parse().ok().filter(|max| *max <= cap).ok_or_else(|| {
+            format!("{max_var} must be a whole number from 0 (no limit) to {cap}, not {raw:?}")
+        })?;
     }
     Ok(())
 }

@@ -102,26 +102,38 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
     }
 }
 
-/// Counts a sign-up against its source's limit: a keyed hash of the
-/// source's network under the day's random salt (shared by every instance
-/// through the table), so no address is stored and yesterday's counters
-/// cannot be linked to today's.
+/// Counts a sign-up against its source's limits: at each network it is
+/// counted as, narrowest first, stopping at the first refusal (a /64 refused
+/// at its own limit spends nothing of its /48's). Each under a keyed hash of
+/// the network with the day's random salt (shared by every instance through
+/// the table), so no address is stored and yesterday's counters cannot be
+/// linked to today's.
 async fn count_source(deps: &Deps, source_ip: Option<&str>) -> Result<(), ApiError> {
-    let limit = deps.settings.signup_source_limit;
-    let Some(ip) = source_ip.filter(|_| limit.max > 0) else {
+    let limits = deps.settings.signup_source_limits;
+    let counted: Vec<_> = source_ip
+        .map(secrets::source_networks)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(kind, network)| (limits.of(kind), network))
+        .filter(|(limit, _)| limit.max > 0)
+        .collect();
+    if counted.is_empty() {
         return Ok(());
-    };
+    }
     let now = deps.clock.now_us();
     let salt = deps
         .store
         .daily_salt(now.div_euclid(86_400_000_000))
         .await?;
-    let source = secrets::keyed_hash(&salt, &secrets::source_network(ip));
-    let admission = deps
-        .store
-        .count_hit(&LimitKey::SignupsFrom { source }, now, limit)
-        .await?;
-    refuse_if_limited(admission, LimitName::SignupsPerSource)
+    for (limit, network) in counted {
+        let source = secrets::keyed_hash(&salt, &network);
+        let admission = deps
+            .store
+            .count_hit(&LimitKey::SignupsFrom { source }, now, limit)
+            .await?;
+        refuse_if_limited(admission, LimitName::SignupsPerSource)?;
+    }
+    Ok(())
 }
 
 /// What earlier attempts of one `POST accounts/` already did.

@@ -72,6 +72,13 @@ pub fn remaining() -> Option<Duration> {
         .ok()
 }
 
+/// Whether a pause of `pause` still leaves room for one more call (and the
+/// answer) before the deadline: a retry loop that cannot afford its pause
+/// gives up now, answering in time, rather than after the deadline.
+pub fn affords_pause(pause: Duration) -> bool {
+    bounds_for(remaining().map(|left| left.saturating_sub(pause))).is_some()
+}
+
 /// The bounds of one AWS call starting now.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CallBounds {
@@ -135,6 +142,27 @@ mod tests {
         // Nothing worth a call: not sent.
         assert_eq!(bounds_for(Some(ANSWER_MARGIN + ms(49))), None);
         assert_eq!(bounds_for(Some(Duration::ZERO)), None);
+    }
+
+    #[tokio::test]
+    async fn a_pause_is_afforded_only_with_a_call_and_the_answer_left_after_it() {
+        assert!(affords_pause(Duration::from_secs(60)), "outside any budget");
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as Micros;
+        let (short, long) = within(Some(now_us + 1_000_000), async {
+            (
+                affords_pause(Duration::from_millis(100)),
+                affords_pause(Duration::from_millis(800)),
+            )
+        })
+        .await;
+        assert!(short, "1 s left: 100 ms of pause leaves a call's worth");
+        assert!(
+            !long,
+            "1 s left: 800 ms of pause leaves less than the margin and a call"
+        );
     }
 
     #[tokio::test]

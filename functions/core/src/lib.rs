@@ -62,13 +62,53 @@ pub struct Settings {
     pub device_registration_limit: Limit,
     /// Live whitelist tokens an account may have at once.
     pub live_token_limit: u32,
-    /// Sign-ups per source address (IPv6: per /64) per window.
-    pub signup_source_limit: Limit,
+    /// Sign-ups per source per window, at each network it is counted as.
+    pub signup_source_limits: SourceLimits,
     /// Publishes one knock has in flight at once.
     pub publish_concurrency: usize,
     /// The priority of a knock that names none (PROTOCOL.md: the operator's
     /// choice, `high` unless configured otherwise).
     pub default_priority: payload::Priority,
+}
+
+/// Sign-ups per source: at most so many per `window` from one network of
+/// each kind (`0`: that kind not limited). docs/SECURITY.md says why these.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SourceLimits {
+    pub window: Duration,
+    /// One IPv4 address: allows for carrier NAT.
+    pub ipv4: u32,
+    pub ipv6_64: u32,
+    pub ipv6_56: u32,
+    pub ipv6_48: u32,
+}
+
+impl SourceLimits {
+    /// Every network kind at `max` (`0`: sources not limited).
+    pub fn all(max: u32, window: Duration) -> Self {
+        SourceLimits {
+            window,
+            ipv4: max,
+            ipv6_64: max,
+            ipv6_56: max,
+            ipv6_48: max,
+        }
+    }
+
+    /// The limit of one network kind.
+    pub fn of(&self, network: secrets::SourceNetwork) -> Limit {
+        use secrets::SourceNetwork::*;
+        let max = match network {
+            Ipv4 => self.ipv4,
+            Ipv6Slash64 => self.ipv6_64,
+            Ipv6Slash56 => self.ipv6_56,
+            Ipv6Slash48 => self.ipv6_48,
+        };
+        Limit {
+            max,
+            window: self.window,
+        }
+    }
 }
 
 /// A rate limit: at most `max` hits per `window` (`max == 0`: no limit).
@@ -163,9 +203,12 @@ impl Default for Settings {
                 window: Duration::from_secs(3600),
             },
             live_token_limit: 500,
-            signup_source_limit: Limit {
-                max: 20,
+            signup_source_limits: SourceLimits {
                 window: Duration::from_secs(3600),
+                ipv4: 60,
+                ipv6_64: 20,
+                ipv6_56: 60,
+                ipv6_48: 200,
             },
             publish_concurrency: 20,
         }

@@ -41,17 +41,40 @@ pub fn keyed_hash(key: &str, message: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// The network a source address is counted as: an IPv4 address itself, an
-/// IPv6 address's /64 (one subscriber's usual allocation). Anything else as
-/// given.
-pub fn source_network(source_ip: &str) -> String {
-    match source_ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Err(_) => source_ip.to_string(),
+/// The networks a sign-up's source is counted at, each with its own limit
+/// (docs/SECURITY.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceNetwork {
+    /// An IPv4 address (perhaps a carrier NAT's, shared by many phones).
+    Ipv4,
+    /// An IPv6 /64: one subscriber's usual allocation.
+    Ipv6Slash64,
+    /// An IPv6 /56: a home's or a small site's.
+    Ipv6Slash56,
+    /// An IPv6 /48: a site's, or what a tunnel broker gives away.
+    Ipv6Slash48,
+}
+
+/// The networks a source address is counted as, narrowest first: an IPv4
+/// address (an IPv4-mapped IPv6 one, `::ffff:a.b.c.d`, is that IPv4
+/// address) itself; an IPv6 address's /64, /56 and /48. Anything that is
+/// no address (API Gateway always gives one) as given, as a /64.
+pub fn source_networks(source_ip: &str) -> Vec<(SourceNetwork, String)> {
+    use std::net::{IpAddr, Ipv6Addr};
+    match source_ip.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(IpAddr::V4(v4)) => vec![(SourceNetwork::Ipv4, v4.to_string())],
+        Ok(IpAddr::V6(v6)) => [
+            (SourceNetwork::Ipv6Slash64, 64),
+            (SourceNetwork::Ipv6Slash56, 56),
+            (SourceNetwork::Ipv6Slash48, 48),
+        ]
+        .into_iter()
+        .map(|(network, bits)| {
+            let prefix = Ipv6Addr::from(u128::from(v6) & (u128::MAX << (128 - bits)));
+            (network, format!("{prefix}/{bits}"))
+        })
+        .collect(),
+        Err(_) => vec![(SourceNetwork::Ipv6Slash64, source_ip.to_string())],
     }
 }
 
@@ -82,6 +105,28 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_is_counted_at_each_of_its_networks_narrowest_first() {
+        use SourceNetwork::*;
+        let nets = |ip: &str| source_networks(ip);
+        assert_eq!(nets("198.51.100.7"), [(Ipv4, "198.51.100.7".to_string())]);
+        // IPv4-mapped IPv6 is its IPv4 address, not one /64 for them all.
+        assert_eq!(nets("::ffff:198.51.100.7"), nets("198.51.100.7"));
+        assert_ne!(nets("::ffff:198.51.100.8"), nets("::ffff:198.51.100.7"));
+        assert_eq!(
+            nets("2001:db8:4800:1a2b:c:d:e:f"),
+            [
+                (Ipv6Slash64, "2001:db8:4800:1a2b::/64".to_string()),
+                (Ipv6Slash56, "2001:db8:4800:1a00::/56".to_string()),
+                (Ipv6Slash48, "2001:db8:4800::/48".to_string()),
+            ]
+        );
+        assert_eq!(
+            nets("not an address"),
+            [(Ipv6Slash64, "not an address".to_string())]
+        );
+    }
 
     #[test]
     fn whitelist_tokens_are_40_lower_hex_and_distinct() {

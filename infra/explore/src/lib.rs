@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use push_core::model::{AccountRecord, ApiKeyRecord, Platform};
 use push_core::ports::Clock;
 use push_core::testing::{MemoryPush, MemoryStore};
-use push_core::{entropy, secrets, Deps, Limit, Settings};
+use push_core::{entropy, secrets, Deps, Limit, Settings, SourceLimits};
 
 use crate::check::{check_deleted, check_knocks, check_state, History, Violation};
 use crate::driver::{answer, request, AccountK, AppK, Client, Driver, PASSWORD};
@@ -214,10 +214,7 @@ pub fn explorer_settings() -> Settings {
             max: 100_000,
             window: minute,
         },
-        signup_source_limit: Limit {
-            max: 100_000,
-            window: minute,
-        },
+        signup_source_limits: SourceLimits::all(100_000, minute),
         device_registration_limit: Limit {
             max: 100_000,
             window: minute,

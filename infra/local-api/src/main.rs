@@ -139,7 +139,13 @@ async fn main() -> Result<(), BoxError> {
     }
     serve(
         listener,
-        Arc::new(State { apps, routes }),
+        Arc::new(State {
+            apps,
+            routes,
+            // Test-only, off by default: the tests of the per-source limits
+            // sign up from thousands of addresses (tests/tests/quotas.rs).
+            source_header: std::env::var("LOCAL_API_TRUST_SOURCE_HEADER").is_ok_and(|v| v == "1"),
+        }),
         shutdown_signal(),
     )
     .await?;

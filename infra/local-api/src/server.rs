@@ -25,7 +25,15 @@ const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 pub struct State {
     pub apps: Deployment,
     pub routes: Vec<Route>,
+    /// Take the source address from [`SOURCE_HEADER`] rather than the
+    /// connection's peer (`LOCAL_API_TRUST_SOURCE_HEADER=1`; off by default).
+    /// Test-only: API Gateway sets `sourceIp` itself, so nothing deployed
+    /// has a way to choose it.
+    pub source_header: bool,
 }
+
+/// The header a test names its request's source address in.
+pub const SOURCE_HEADER: &str = "x-local-source-ip";
 
 fn json_response(status: u16, body: &str) -> hyper::Response<Full<Bytes>> {
     let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
@@ -97,7 +105,12 @@ pub async fn dispatch(
     }
     // As API Gateway reports the client's address (`requestContext.http.sourceIp`).
     let mut context = ApiGatewayV2httpRequestContext::default();
-    context.http.source_ip = Some(peer.ip().to_string());
+    let named = state
+        .source_header
+        .then(|| parts.headers.get(SOURCE_HEADER))
+        .flatten()
+        .and_then(|v| v.to_str().ok());
+    context.http.source_ip = Some(named.map_or_else(|| peer.ip().to_string(), str::to_string));
     let request = request
         .with_query_string_parameters(query)
         .with_path_parameters(params.into_iter().collect::<HashMap<_, _>>())

@@ -319,7 +319,17 @@ pub async fn push_token_moving_while_its_device_is_deleted(api: &Api, model: Mod
                 .iter()
                 .map(|e| e.messages.len())
                 .sum();
-            assert_eq!(reached, 1, "the phone got the knock once");
+            if model == Model::Conflicts {
+                assert_eq!(reached, 1, "the phone got the knock once");
+            } else {
+                // A publish applied and its answer lost is sent again by
+                // the SDK (SNS has no idempotency token): at least once, at
+                // most once per attempt (three).
+                assert!(
+                    (1..=3).contains(&reached),
+                    "the phone got the knock {reached} times"
+                );
+            }
         }
         let left = api.get(&path, Some(&a.key)).await;
         allowed(&left, &[404], model, "A's device after the move");

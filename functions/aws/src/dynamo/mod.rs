@@ -236,7 +236,11 @@ impl DynamoStore {
                     break;
                 }
                 if attempt > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                    let pause = std::time::Duration::from_millis(50 << attempt);
+                    if !push_core::budget::affords_pause(pause) {
+                        break;
+                    }
+                    tokio::time::sleep(pause).await;
                 }
                 let out = self
                     .client

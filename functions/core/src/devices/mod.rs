@@ -109,14 +109,20 @@ async fn register_attempt(
 ) -> Result<ApiResponse, ApiError> {
     let owner = &caller.account_id;
     let claim = deps.store.get_claim(kind, registration_id).await?;
-    let existing = match &claim {
-        Some(c) if c.owner == *owner => deps
-            .store
-            .get_device(owner, &c.device_id)
-            .await?
-            .filter(|d| d.registration_id == registration_id),
+    // The claim's device, read once: the attempt decides on this read of
+    // it, never on a second that may disagree (a device that, between two
+    // reads, lost the token and got it back would be taken over, not
+    // answered). Ours and not holding the token as read: an orphan claim,
+    // and the save's condition that the device still lacks the token
+    // sends the attempt back to its reads if it got the token back.
+    let holder_read = match &claim {
+        Some(c) if c.owner == *owner => Some(deps.store.get_device(owner, &c.device_id).await?),
         _ => None,
     };
+    let existing = holder_read
+        .clone()
+        .flatten()
+        .filter(|d| d.registration_id == registration_id);
     if let Some(mut device) = existing {
         // Same account, same push token: the same device, refreshed (its
         // endpoints re-enabled), on condition that it is still as read.
@@ -150,7 +156,10 @@ async fn register_attempt(
     let id = crate::entropy::uuid_v4().to_string();
     // On the claim as read above: were it read again, a device this
     // account registered meanwhile would be taken over, not answered.
-    let (claim_change, holder) = claim_change_from(deps, claim, registration_id, &id).await?;
+    let (claim_change, holder) = match (claim, holder_read) {
+        (Some(claim), Some(_)) => (ClaimChange::TakeOrphan(claim), None),
+        (claim, _) => claim_change_from(deps, claim, registration_id, &id).await?,
+    };
     let targets = target_platforms(deps, kind, input.environment, None)?;
     let (endpoint_arn, alternate_arn) =
         ensure_endpoints(deps, registration_id, &targets, &[]).await?;

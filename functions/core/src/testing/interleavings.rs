@@ -171,6 +171,10 @@ pub async fn run(rig: impl Fn() -> Rig) -> Vec<Failure> {
         retry_needs_fewer
     );
     scenario!(
+        "a registration deciding on one read of its own device never takes it over",
+        holder_read_once
+    );
+    scenario!(
         "a take-over refused (account going) spares the endpoints its holder names",
         refused_take_over
     );
@@ -391,6 +395,70 @@ async fn retry_needs_fewer(rig: &Rig) -> Outcome {
     }
     for arn in others {
         expect_endpoint(&rig.deps, arn, None, "an endpoint the device does not name").await?;
+    }
+    Ok(())
+}
+
+/// An app registers its device's push token again while the device moves
+/// to a new token and back: the registration reads the claim (its own
+/// device), then the device (moved away), then — on the code that read the
+/// device a second time to decide — the device again (moved back), and took
+/// it over: a new device answered `201`, the app's device deleted and its
+/// whitelist tokens revoked, an end no order of the three requests has
+/// (review of the registration path). Deciding on the first read, its save
+/// meets the device holding no claim it read, and the retry decides anew.
+async fn holder_read_once(rig: &Rig) -> Outcome {
+    let (account, key) = account(&rig.deps).await?;
+    let token = push_token();
+    let made = register(&rig.deps, &key, json!({ "registration_id": token })).await;
+    status("the registration", &made, 201)?;
+    let id = id_of(&made);
+    let armed = Arc::new(Mutex::new(true));
+    let moves = Arc::new(Mutex::new(Vec::new()));
+    let (deps, k, t, i, a, m) = (
+        rig.deps.clone(),
+        key.clone(),
+        token.clone(),
+        id.clone(),
+        armed.clone(),
+        moves.clone(),
+    );
+    let script = rig.script.clone();
+    // Before the registration's read of its device: the device moves away.
+    rig.script.before("get_device", move || async move {
+        let moved = put(&deps, &k, &i, json!({ "registration_id": push_token() })).await;
+        m.lock().unwrap_or_else(|e| e.into_inner()).push(moved.0);
+        // Before a second read, if any (it comes before the endpoints are
+        // ensured): the device moves back.
+        let back = a.clone();
+        script.before("get_device", move || async move {
+            if *back.lock().unwrap_or_else(|e| e.into_inner()) {
+                let r = put(&deps, &k, &i, json!({ "registration_id": t })).await;
+                m.lock().unwrap_or_else(|e| e.into_inner()).push(r.0);
+            }
+        });
+        script.before("ensure_endpoint", move || async move {
+            *a.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        });
+    });
+    let again = register(&rig.deps, &key, json!({ "registration_id": token })).await;
+    *armed.lock().unwrap_or_else(|e| e.into_inner()) = false;
+    let moves = moves.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if moves.is_empty() || moves.iter().any(|status| *status != 200) {
+        return Err(format!("the device's moves answered {moves:?}"));
+    }
+    if !matches!(again.0, 200 | 201) {
+        return Err(format!("the registration again: {again:?}"));
+    }
+    let device = stored(&rig.deps, &account.id, &id).await?;
+    let answered = stored(&rig.deps, &account.id, &id_of(&again)).await?;
+    if answered.registration_id != token {
+        return Err(format!(
+            "the answer's device does not hold the token: {answered:?}"
+        ));
+    }
+    if again.0 == 200 && answered.id != device.id {
+        return Err(format!("200 names another device: {again:?}"));
     }
     Ok(())
 }

@@ -53,13 +53,16 @@ impl TokenStore for MemoryStore {
         self.call("create_token").await?;
         let mut t = self.tables();
         let device = (token.owner.clone(), token.device_id.clone());
-        if t.tokens.contains_key(&token.token) || !t.devices.contains_key(&device) {
-            return Err(WriteConflict::Conflict);
-        }
         let counted = LimitKey::TokenCreations {
             account_id: token.owner.clone(),
         };
-        limited(&counted, count(&mut t, &counted, token.created_us, limit))?;
+        // As the adapter reads the transaction's cancellation: the counter
+        // slot first, so a full counter is `Limited` whatever else failed.
+        limited(&counted, peek(&t, &counted, token.created_us, limit))?;
+        if t.tokens.contains_key(&token.token) || !t.devices.contains_key(&device) {
+            return Err(WriteConflict::Conflict);
+        }
+        count(&mut t, &counted, token.created_us, limit);
         t.tokens
             .insert(token.token.clone(), (token.clone(), Vec::new()));
         Ok(())
