@@ -134,10 +134,12 @@ set_up_emulator() {
   GCM_ARN=$(sed -n 's/^GCM_PLATFORM_APPLICATION_ARN=//p' <<<"$settings")
   DEFAULT_APP_NAME=$(sed -n 's/^DEFAULT_APP_NAME=//p' <<<"$settings")
   APPS=$(sed -n 's/^APPS=//p' <<<"$settings")
+  SOURCE_KEY_SECRET=$(sed -n 's/^SOURCE_KEY_SECRET=//p' <<<"$settings")
   # The template declares AWS_ENDPOINT_URL only when LocalEndpointUrl is set;
-  # SAM CLI does not evaluate that condition, so the value comes from here.
+  # SAM CLI does not evaluate that condition, so the value comes from here;
+  # nor does it make the SourceKeySecret resource: the set-up's secret.
   cat >"$ENV_VARS" <<JSON
-{"Parameters": {"AWS_ENDPOINT_URL": "$AWS_ENDPOINT_URL", "TABLE_NAME": "$TABLE_NAME"}}
+{"Parameters": {"AWS_ENDPOINT_URL": "$AWS_ENDPOINT_URL", "TABLE_NAME": "$TABLE_NAME", "SOURCE_KEY_SECRET": "$SOURCE_KEY_SECRET"}}
 JSON
   PARAMETERS=(
     "LocalEndpointUrl=$AWS_ENDPOINT_URL"

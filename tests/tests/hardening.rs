@@ -527,7 +527,6 @@ mod own_stack {
             "key_hash",
             "deleting",
             "n",
-            "salt",
             "owner",
             "kind",
             "registration_id",

@@ -334,4 +334,116 @@ mod own_stack {
         let dump = table_dump().await.join("\n");
         assert!(!dump.contains("198.51.100"), "no address is stored");
     }
+
+    /// The key that hides sources is outside the table: after sign-ups, no
+    /// table holds the secret, the day's key or a salt item. And yet two
+    /// routers (two instances) and a restarted one count one source
+    /// together: they read the same secret, and the counter is the source's
+    /// HMAC under the day's key derived from it.
+    #[tokio::test]
+    async fn sources_count_across_instances_and_restarts_with_no_key_in_the_table() {
+        let table = format!("sources-{}", uuid::Uuid::new_v4().simple());
+        let env = [
+            ("TABLE_NAME", table.as_str()),
+            ("LOCAL_API_TRUST_SOURCE_HEADER", "1"),
+            ("SIGNUP_PER_IPV4_LIMIT", "3"),
+            ("SIGNUP_PER_SOURCE_WINDOW_SECONDS", "3600"),
+        ];
+        away_from_window_edge().await;
+        let ip = "203.0.113.44";
+        let first = Router::start(&env).await;
+        let second = Router::start(&env).await;
+        for api in [&first.api, &first.api, &second.api] {
+            let r = signup_from(api, ip).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+        }
+        let r = signup_from(&first.api, ip).await;
+        assert_eq!(r.status, 429, "the other instance's count holds: {}", r.text);
+        drop((first, second));
+        let restarted = Router::start(&env).await;
+        let r = signup_from(&restarted.api, ip).await;
+        assert_eq!(r.status, 429, "after a restart too: {}", r.text);
+        let r = signup_from(&restarted.api, "203.0.113.45").await;
+        assert_eq!(r.status, 201, "another address: {}", r.text);
+
+        // The secret the local set-up made, as the stack makes its
+        // SourceKeySecret (infra/local-api).
+        let sdk = push_aws::load_sdk_config().await;
+        let secret = aws_sdk_secretsmanager::Client::new(&sdk)
+            .get_secret_value()
+            .secret_id("chatsecure-push-local-source-key")
+            .send()
+            .await
+            .expect("the local source key secret")
+            .secret_string
+            .expect("a string");
+        let day = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64 / 86_400)
+            .unwrap_or(0);
+        let day_key = push_aws::source_keys::day_key(&secret, day);
+        let dump = table_dump().await.join("\n");
+        assert!(!dump.contains(&secret), "the secret is in no table");
+        assert!(!dump.contains(&day_key), "nor the day's key");
+        assert!(!dump.contains("SALT#"), "nor a salt item");
+        assert!(!dump.contains("203.0.113"), "nor the address");
+        let counter = push_core::secrets::keyed_hash(&day_key, ip);
+        assert!(
+            dump.contains(&format!("LIMIT#SIGNUPS#{counter}")),
+            "the source's counter is its HMAC under the day's key"
+        );
+    }
+
+    /// `put-secret-value` rotates the source key: a fresh instance goes on
+    /// with the old key for the rest of the day (where every other instance
+    /// has it: nothing is counted under two keys in one window) and takes
+    /// the new one from the next UTC midnight.
+    #[tokio::test]
+    async fn a_rotated_source_key_takes_effect_at_the_next_utc_midnight() {
+        use push_aws::source_keys::{day_key, SecretSourceKeys};
+        use push_core::ports::SourceKeys;
+        let sdk = push_aws::load_sdk_config().await;
+        let client = push_aws::config::secrets_client(&sdk);
+        let name = format!("rotation-{}", uuid::Uuid::new_v4().simple());
+        let arn = local_api::setup::ensure_source_key_secret(&client, &name)
+            .await
+            .expect("a secret");
+        let first = client
+            .get_secret_value()
+            .secret_id(&arn)
+            .send()
+            .await
+            .expect("its value")
+            .secret_string
+            .expect("a string");
+        let today = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64 / 86_400)
+            .unwrap_or(0);
+        let keys = SecretSourceKeys::new(client.clone(), arn.clone());
+        assert_eq!(
+            keys.key_of_day(today).await.expect("a key"),
+            day_key(&first, today),
+            "made today, never rotated: in force today"
+        );
+        client
+            .put_secret_value()
+            .secret_id(&arn)
+            .secret_string("rotated-source-key")
+            .send()
+            .await
+            .expect("rotated");
+        let fresh = SecretSourceKeys::new(client.clone(), arn.clone());
+        assert_eq!(
+            fresh.key_of_day(today).await.expect("a key"),
+            day_key(&first, today),
+            "rotated today: the old key until midnight"
+        );
+        assert_eq!(
+            fresh.key_of_day(today + 1).await.expect("a key"),
+            day_key("rotated-source-key", today + 1),
+            "the new one from the next day"
+        );
+        assert_ne!(day_key(&first, today), day_key(&first, today + 1));
+    }
 }

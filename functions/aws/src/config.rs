@@ -19,6 +19,7 @@ use push_core::ports::SystemClock;
 use push_core::secrets::SourceNetwork;
 use push_core::{Deps, Limit, Settings, MAX_LOGGED_HITS};
 
+use crate::source_keys::SecretSourceKeys;
 use crate::{DynamoStore, SnsGateway};
 
 /// Everything the functions read from their environment.
@@ -34,6 +35,10 @@ pub struct AppConfig {
     pub default_app: App,
     /// `APPS`: every other app, each at `/<name>/api/v1/`.
     pub apps: Vec<App>,
+    /// `SOURCE_KEY_SECRET`: the Secrets Manager secret (ARN or name) that
+    /// hides sign-up sources (`crate::source_keys`); needed when any
+    /// per-source sign-up limit is on.
+    pub source_key_secret: Option<String>,
     pub settings: Settings,
 }
 
@@ -300,10 +305,20 @@ impl AppConfig {
                 app.check_prefix(&prefix)?;
             }
         }
+        let source_key_secret = var("SOURCE_KEY_SECRET");
+        let sources = settings.signup_source_limits;
+        if source_key_secret.is_none()
+            && [sources.ipv4, sources.ipv6_64, sources.ipv6_56, sources.ipv6_48]
+                .iter()
+                .any(|max| *max > 0)
+        {
+            return Err("SOURCE_KEY_SECRET is not set: the per-source sign-up limits hash sources under it (template.yaml makes it as SourceKeySecret); or set every SIGNUP_PER_*_LIMIT to 0".into());
+        }
         Ok(AppConfig {
             table_name: var("TABLE_NAME").ok_or("TABLE_NAME is not set")?,
             default_app,
             apps,
+            source_key_secret,
             settings,
         })
     }
@@ -455,6 +470,15 @@ pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
     )
 }
 
+/// The Secrets Manager client of the functions (the source key), likewise.
+pub fn secrets_client(sdk: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(sdk)
+            .interceptor(RequestBudget)
+            .build(),
+    )
+}
+
 /// The SNS client of the functions, likewise; SNS's own throttling answer
 /// is retried like any other ([`SnsThrottled`]).
 pub fn sns_client(sdk: &SdkConfig) -> aws_sdk_sns::Client {
@@ -530,6 +554,12 @@ impl Deployment {
 pub fn build_deployment(sdk: &SdkConfig, config: &AppConfig) -> Deployment {
     let dynamo = dynamodb_client(sdk);
     let sns = sns_client(sdk);
+    // One key for every app: the counters of each app are in its own
+    // namespace already. Shared, so an instance reads the secret once a day.
+    let source_keys: Arc<dyn push_core::ports::SourceKeys> = Arc::new(SecretSourceKeys::new(
+        secrets_client(sdk),
+        config.source_key_secret.clone().unwrap_or_default(),
+    ));
     let deps = |app: &App, namespace: Option<&str>| Deps {
         store: Arc::new(DynamoStore::for_app(
             dynamo.clone(),
@@ -538,6 +568,7 @@ pub fn build_deployment(sdk: &SdkConfig, config: &AppConfig) -> Deployment {
         )),
         push: Arc::new(SnsGateway::new(sns.clone(), &app.application_arns)),
         clock: Arc::new(SystemClock),
+        source_keys: source_keys.clone(),
         settings: config.settings.clone(),
     };
     let default_app = deps(&config.default_app, None);
@@ -656,6 +687,7 @@ mod tests {
             table_name: "t".into(),
             default_app: App::new("chatsecure", vec![SANDBOX.into()]).unwrap(),
             apps: vec![App::new("zom", vec![APNS.into(), SANDBOX.into()]).unwrap()],
+            source_key_secret: Some("source-key".into()),
             settings: Settings::default(),
         };
         let d = build_deployment(&sdk, &config);

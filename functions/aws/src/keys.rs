@@ -15,7 +15,6 @@
 //! | sign-ups from one source in a window | `LIMIT#SIGNUPS#<hmac(source)>` | `LIMIT#<window>` | |
 //! | new devices in a window | `ACCT#<account id>` | `LIMIT#DEVICES#<window>` |                |
 //! | the account's device count | `ACCT#<account id>` | `COUNT#DEVICES` |                     |
-//! | the day's salt for source addresses | `SALT#<day>` | `SALT`  |                          |
 //!
 //! Every app but the default one has its own namespace (`<app>/` before
 //! the keys above that are found by what a client sends: usernames, emails,
@@ -124,11 +123,6 @@ pub fn device_registration_counter(account_id: &str, window: i64) -> (String, St
 /// transactions themselves.
 pub fn device_count(account_id: &str) -> (String, String) {
     (owner(account_id), "COUNT#DEVICES".into())
-}
-
-/// The random salt of one day (days since the epoch).
-pub fn salt(day: i64) -> (String, String) {
-    (format!("SALT#{day}"), "SALT".into())
 }
 
 /// The counter of an account's token creations in one fixed window; in the

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod lambda;
 pub mod limits;
 pub mod sns;
+pub mod source_keys;
 
 pub use config::{build_deployment, build_deps, load_sdk_config, App, AppConfig, Deployment};
 pub use dynamo::DynamoStore;

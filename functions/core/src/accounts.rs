@@ -105,9 +105,10 @@ pub async fn create_or_login(deps: &Deps, req: &ApiRequest) -> Result<ApiRespons
 /// Counts a sign-up against its source's limits: at each network it is
 /// counted as, narrowest first, stopping at the first refusal (a /64 refused
 /// at its own limit spends nothing of its /48's). Each under a keyed hash of
-/// the network with the day's random salt (shared by every instance through
-/// the table), so no address is stored and yesterday's counters cannot be
-/// linked to today's.
+/// the network with the day's key (from a secret outside the table, the same
+/// in every instance), so no address is stored, a table copy cannot be
+/// hashed against addresses, and yesterday's counters cannot be linked to
+/// today's.
 async fn count_source(deps: &Deps, source_ip: Option<&str>) -> Result<(), ApiError> {
     let limits = deps.settings.signup_source_limits;
     let counted: Vec<_> = source_ip
@@ -121,12 +122,12 @@ async fn count_source(deps: &Deps, source_ip: Option<&str>) -> Result<(), ApiErr
         return Ok(());
     }
     let now = deps.clock.now_us();
-    let salt = deps
-        .store
-        .daily_salt(now.div_euclid(86_400_000_000))
+    let key = deps
+        .source_keys
+        .key_of_day(now.div_euclid(86_400_000_000))
         .await?;
     for (limit, network) in counted {
-        let source = secrets::keyed_hash(&salt, &network);
+        let source = secrets::keyed_hash(&key, &network);
         let admission = deps
             .store
             .count_hit(&LimitKey::SignupsFrom { source }, now, limit)

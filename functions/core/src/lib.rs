@@ -221,6 +221,7 @@ pub struct Deps {
     pub store: Arc<dyn ports::Store>,
     pub push: Arc<dyn ports::PushGateway>,
     pub clock: Arc<dyn ports::Clock>,
+    pub source_keys: Arc<dyn ports::SourceKeys>,
     pub settings: Settings,
 }
 

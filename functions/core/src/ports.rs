@@ -309,7 +309,7 @@ pub trait TokenStore: Send + Sync {
     async fn delete_device_tokens(&self, owner: &str, device_id: &str) -> Result<(), PortError>;
 }
 
-/// Counters of the fixed-window limits, and the daily salt for sources.
+/// Counters of the fixed-window limits.
 #[async_trait]
 pub trait LimitStore: Send + Sync {
     /// Counts one hit on the fixed-window counter of `key` (one conditional
@@ -320,9 +320,16 @@ pub trait LimitStore: Send + Sync {
         now_us: Micros,
         limit: Limit,
     ) -> Result<Admission, PortError>;
-    /// The random salt of day `day` (days since the epoch) for hashing
-    /// source addresses: created once, by whichever instance needs it first.
-    async fn daily_salt(&self, day: i64) -> Result<String, PortError>;
+}
+
+/// The key that hides sign-up sources in their counters, kept outside the
+/// table (a generated secret: a copy of the table alone cannot tell which
+/// network a counter counts; docs/SECURITY.md).
+#[async_trait]
+pub trait SourceKeys: Send + Sync {
+    /// The key of day `day` (days since the epoch): the same in every
+    /// instance, and unlinkable to another day's without the secret.
+    async fn key_of_day(&self, day: i64) -> Result<String, PortError>;
 }
 
 /// What deleting a device record did.

@@ -30,7 +30,7 @@ pub fn sha256_hex(value: &str) -> String {
 }
 
 /// HMAC-SHA256 of `message` under `key`, as hex: how a source address is
-/// counted without being stored (the key is the day's random salt).
+/// counted without being stored (the key is the day's source key).
 pub fn keyed_hash(key: &str, message: &str) -> String {
     use hmac::{Hmac, Mac};
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key.as_bytes()) else {

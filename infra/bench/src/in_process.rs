@@ -37,10 +37,17 @@ pub async fn in_process_deps() -> Deps {
     .await
     .expect("app");
     let settings = bench_settings();
+    let source_key = local_api::setup::ensure_source_key_secret(
+        &aws_sdk_secretsmanager::Client::new(&sdk),
+        "bench-source-key",
+    )
+    .await
+    .expect("source key");
     let config = AppConfig {
         table_name: table,
         default_app: push_aws::App::new("default", vec![apns]).expect("app"),
         apps: vec![],
+        source_key_secret: Some(source_key),
         settings,
     };
     let mut deps = push_aws::build_deps(&sdk, &config);
@@ -327,6 +334,7 @@ pub async fn simulated_fan_out() -> FanOut {
             Duration::from_millis(SIMULATED_PUBLISH_MS),
         )),
         clock: Arc::new(push_core::ports::SystemClock),
+        source_keys: world.deps.source_keys.clone(),
         settings: world.deps.settings.clone(),
     };
     fan_out(&deps).await

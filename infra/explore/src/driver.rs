@@ -207,6 +207,7 @@ pub fn client_deps(sched: &Arc<Sched>, apps: &[AppSetup], current: &Arc<AtomicU6
                     tap,
                 }),
                 clock: setup.raw.clock.clone(),
+                source_keys: setup.raw.source_keys.clone(),
                 settings: setup.raw.settings.clone(),
             }
         })

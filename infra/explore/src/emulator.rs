@@ -97,10 +97,17 @@ pub async fn prepare(settings: Settings) -> Result<Prepared, String> {
         }
         applications.push(arns);
     }
+    let source_key = local_api::setup::ensure_source_key_secret(
+        &aws_sdk_secretsmanager::Client::new(&sdk),
+        "explore-source-key",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let config = AppConfig {
         table_name: TABLE.into(),
         default_app: App::new(APPLICATIONS[0].0, applications[0].clone())?,
         apps: vec![App::new(APPLICATIONS[1].0, applications[1].clone())?],
+        source_key_secret: Some(source_key),
         settings,
     };
     let deployment = push_aws::build_deployment(&sdk, &config);

@@ -299,6 +299,7 @@ async fn run_on_this_thread(cfg: &Config) -> Result<Report, String> {
                         store: store.clone(),
                         push: push.clone(),
                         clock: clock.clone(),
+                        source_keys: store.clone(),
                         settings: settings.clone(),
                     },
                     both_environments: both,

@@ -893,18 +893,6 @@ impl LimitStore for SchedStore {
             )
             .await
     }
-    async fn daily_salt(&self, day: i64) -> Result<String, PortError> {
-        self.tap
-            .call(
-                "daily_salt",
-                day.to_string(),
-                true,
-                self.inner.daily_salt(day),
-                |i| Err(port_error(i)),
-                |r| (res(&r.as_ref().map(|_| ())), CallDetail::None),
-            )
-            .await
-    }
 }
 
 fn publish_error(i: Injected) -> PublishError {

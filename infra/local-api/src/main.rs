@@ -29,6 +29,8 @@ const DEFAULT_TABLE: &str = "chatsecure-push-local";
 const DEFAULT_APP: &str = "chatsecure";
 const APNS_APP: &str = "chatsecure-push-local.apns";
 const GCM_APP: &str = "chatsecure-push-local.gcm";
+/// The secret that hides sign-up sources (the stack's `SourceKeySecret`).
+const SOURCE_KEY_SECRET: &str = "chatsecure-push-local-source-key";
 /// The second app: its name, and its platform applications by platform.
 const SECOND_APP: &str = "zom";
 const SECOND_APP_APPLICATIONS: &[(&str, &str)] = &[
@@ -108,8 +110,14 @@ async fn main() -> Result<(), BoxError> {
         second.push(application(name, platform).await?);
     }
     let apps = format!("{SECOND_APP}={}", second.join(","));
+    let source_key = if skip_setup {
+        format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{SOURCE_KEY_SECRET}-AbCdEf")
+    } else {
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        setup::ensure_source_key_secret(&secrets, SOURCE_KEY_SECRET).await?
+    };
     if std::env::args().nth(1).as_deref() == Some("setup") {
-        println!("TABLE_NAME={table}\nAPNS_PLATFORM_APPLICATION_ARN={apns}\nGCM_PLATFORM_APPLICATION_ARN={gcm}\nDEFAULT_APP_NAME={DEFAULT_APP}\nAPPS={apps}");
+        println!("TABLE_NAME={table}\nAPNS_PLATFORM_APPLICATION_ARN={apns}\nGCM_PLATFORM_APPLICATION_ARN={gcm}\nDEFAULT_APP_NAME={DEFAULT_APP}\nAPPS={apps}\nSOURCE_KEY_SECRET={source_key}");
         return Ok(());
     }
 
@@ -120,6 +128,7 @@ async fn main() -> Result<(), BoxError> {
         ("GCM_PLATFORM_APPLICATION_ARN", gcm.as_str()),
         ("DEFAULT_APP_NAME", DEFAULT_APP),
         ("APPS", apps.as_str()),
+        ("SOURCE_KEY_SECRET", source_key.as_str()),
     ] {
         if std::env::var_os(name).is_none() {
             std::env::set_var(name, value);

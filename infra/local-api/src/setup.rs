@@ -171,3 +171,64 @@ pub async fn ensure_platform_application(
     out.platform_application_arn
         .ok_or_else(|| "CreatePlatformApplication returned no ARN".into())
 }
+
+/// Returns the ARN of the secret `name` that hides sign-up sources (what the
+/// stack's `SourceKeySecret` is in AWS), creating it with a random key if
+/// needed. Routers started at once on one emulator share it.
+pub async fn ensure_source_key_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    name: &str,
+) -> Result<String, BoxError> {
+    use aws_sdk_secretsmanager::operation::create_secret::CreateSecretError;
+    use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
+    let described = client.describe_secret().secret_id(name).send().await;
+    match described {
+        Ok(out) => return Ok(out.arn().unwrap_or(name).to_string()),
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(DescribeSecretError::ResourceNotFoundException(_))
+            ) => {}
+        Err(e) => {
+            return Err(format!(
+                "DescribeSecret: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            )
+            .into())
+        }
+    }
+    let created = client
+        .create_secret()
+        .name(name)
+        .secret_string(push_core::secrets::random_hex(32))
+        .send()
+        .await;
+    match created {
+        Ok(out) => Ok(out.arn().unwrap_or(name).to_string()),
+        // Another router made it meanwhile: that one.
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(CreateSecretError::ResourceExistsException(_))
+            ) =>
+        {
+            let out = client
+                .describe_secret()
+                .secret_id(name)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "DescribeSecret: {}",
+                        aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                    )
+                })?;
+            Ok(out.arn().unwrap_or(name).to_string())
+        }
+        Err(e) => Err(format!(
+            "CreateSecret: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+        )
+        .into()),
+    }
+}

@@ -1,23 +1,13 @@
 //! The store's caps and counts: an account's device count (kept by the
-//! device transactions), its API keys beyond the cap, its live tokens, and
-//! the day's salt for hashing source addresses.
+//! device transactions), its API keys beyond the cap, its live tokens.
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select, TransactWriteItem, Update};
 use push_core::ports::PortError;
 use push_core::time::Micros;
-use serde::{Deserialize, Serialize};
 
-use super::{build_err, conditional_failed, from_item, key, s, to_item, DynamoStore, Item};
+use super::{build_err, key, s, DynamoStore, Item};
 use crate::errors::port_error;
 use crate::keys;
-
-#[derive(Serialize, Deserialize)]
-struct SaltItem {
-    pk: String,
-    sk: String,
-    salt: String,
-    expires_at: i64,
-}
 
 impl DynamoStore {
     /// The transaction slot that adds `delta` to an account's device count;
@@ -99,52 +89,6 @@ impl DynamoStore {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => return Ok(count),
             }
-        }
-    }
-
-    pub(crate) async fn salt_of_day(&self, day: i64) -> Result<String, PortError> {
-        let cached = self.salt.lock().ok().and_then(|c| c.clone());
-        if let Some((d, salt)) = cached {
-            if d == day {
-                return Ok(salt);
-            }
-        }
-        let salt = self.read_or_create_salt(day).await?;
-        if let Ok(mut cache) = self.salt.lock() {
-            *cache = Some((day, salt.clone()));
-        }
-        Ok(salt)
-    }
-
-    async fn read_or_create_salt(&self, day: i64) -> Result<String, PortError> {
-        let item_key = key(keys::salt(day));
-        if let Some(item) = self.get(item_key.clone()).await? {
-            return Ok(from_item::<SaltItem>(item)?.salt);
-        }
-        let (pk, sk) = keys::salt(day);
-        let fresh = SaltItem {
-            pk,
-            sk,
-            salt: push_core::secrets::new_api_key(),
-            // Gone a day after its day ends.
-            expires_at: (day + 2) * 86_400,
-        };
-        let created = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&fresh)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match created {
-            Ok(_) => Ok(fresh.salt),
-            // Another instance made it first: everyone uses that one.
-            Err(e) if conditional_failed(&e) => match self.get(item_key).await? {
-                Some(item) => Ok(from_item::<SaltItem>(item)?.salt),
-                None => Err(PortError::Conflict("salt vanished".into())),
-            },
-            Err(e) => Err(port_error("PutItem", e)),
         }
     }
 }

@@ -42,8 +42,6 @@ pub struct DynamoStore {
     pub(crate) table: String,
     /// The app's key namespace (see `keys`): `""` for the default app.
     pub(crate) ns: String,
-    /// The day's salt, once read (see `counts`).
-    pub(crate) salt: std::sync::Mutex<Option<(i64, String)>>,
 }
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
@@ -131,7 +129,6 @@ impl DynamoStore {
             client,
             table,
             ns: keys::namespace(app),
-            salt: std::sync::Mutex::new(None),
         }
     }
 

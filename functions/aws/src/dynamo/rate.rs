@@ -66,9 +66,6 @@ impl LimitStore for DynamoStore {
             },
         }
     }
-    async fn daily_salt(&self, day: i64) -> Result<String, PortError> {
-        self.salt_of_day(day).await
-    }
 }
 
 /// The outcome of logging a hit on an item's sliding log.

@@ -64,7 +64,7 @@ pub enum TableItem {
         account_id: String,
         n: i64,
     },
-    /// Anything else (limit counters, salts): its keys.
+    /// Anything else (limit counters): its keys.
     Other {
         pk: String,
         sk: String,

@@ -283,9 +283,6 @@ impl<P: LimitStore + ?Sized> LimitStore for Interposed<P> {
     ) -> Result<Admission, PortError> {
         through!(self.count_hit(key, now_us, limit))
     }
-    async fn daily_salt(&self, day: i64) -> Result<String, PortError> {
-        through!(self.daily_salt(day))
-    }
 }
 
 #[async_trait]

@@ -106,6 +106,7 @@ impl World {
             store: store.clone(),
             push: push.clone(),
             clock: clock.clone(),
+            source_keys: store.clone(),
             settings,
         };
         World {

@@ -37,7 +37,7 @@ pub(super) struct Tables {
     /// Each account's device count, kept by the device writes exactly as
     /// the DynamoDB store keeps its count item (the cap is checked on it).
     pub(super) device_counts: BTreeMap<String, i64>,
-    pub(super) salts: BTreeMap<i64, String>,
+    pub(super) day_keys: BTreeMap<i64, String>,
 }
 
 /// The store, in memory.

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::store::{MemoryStore, Tables};
 use crate::model::TokenRecord;
 use crate::ports::{
-    Admission, KnockAdmission, LimitKey, LimitStore, PortError, TokenStore, WriteConflict,
+    Admission, KnockAdmission, LimitKey, LimitStore, SourceKeys, PortError, TokenStore, WriteConflict,
 };
 use crate::time::Micros;
 use crate::{secrets, Limit};
@@ -174,10 +174,16 @@ impl LimitStore for MemoryStore {
         self.call("count_hit").await?;
         Ok(count(&mut self.tables(), key, now_us, limit))
     }
-    async fn daily_salt(&self, day: i64) -> Result<String, PortError> {
-        self.call("daily_salt").await?;
+}
+
+/// The memory world's source keys: a random key per day, the same for every
+/// caller of this store (as every instance derives the same from the secret).
+#[async_trait]
+impl SourceKeys for MemoryStore {
+    async fn key_of_day(&self, day: i64) -> Result<String, PortError> {
+        self.call("key_of_day").await?;
         let mut t = self.tables();
-        Ok(t.salts
+        Ok(t.day_keys
             .entry(day)
             .or_insert_with(|| secrets::random_hex(32))
             .clone())
