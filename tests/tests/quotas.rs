@@ -358,7 +358,11 @@ mod own_stack {
             assert_eq!(r.status, 201, "{}", r.text);
         }
         let r = signup_from(&first.api, ip).await;
-        assert_eq!(r.status, 429, "the other instance's count holds: {}", r.text);
+        assert_eq!(
+            r.status, 429,
+            "the other instance's count holds: {}",
+            r.text
+        );
         drop((first, second));
         let restarted = Router::start(&env).await;
         let r = signup_from(&restarted.api, ip).await;

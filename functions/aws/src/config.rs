@@ -308,9 +308,14 @@ impl AppConfig {
         let source_key_secret = var("SOURCE_KEY_SECRET");
         let sources = settings.signup_source_limits;
         if source_key_secret.is_none()
-            && [sources.ipv4, sources.ipv6_64, sources.ipv6_56, sources.ipv6_48]
-                .iter()
-                .any(|max| *max > 0)
+            && [
+                sources.ipv4,
+                sources.ipv6_64,
+                sources.ipv6_56,
+                sources.ipv6_48,
+            ]
+            .iter()
+            .any(|max| *max > 0)
         {
             return Err("SOURCE_KEY_SECRET is not set: the per-source sign-up limits hash sources under it (template.yaml makes it as SourceKeySecret); or set every SIGNUP_PER_*_LIMIT to 0".into());
         }

@@ -70,12 +70,22 @@ impl SecretSourceKeys {
             {
                 return Ok(None)
             }
-            Err(e) => return Err(port_error("GetSecretValue", e)),
+            // The secret is the deployment's, not the client's: deleted
+            // (pending deletion), denied or undecryptable, the sign-up is
+            // `503` and logged until an operator restores it.
+            Err(e) => {
+                return Err(match port_error("GetSecretValue", e) {
+                    PortError::Internal(detail) | PortError::Refused(detail) => {
+                        PortError::Unavailable(detail)
+                    }
+                    other => other,
+                })
+            }
         };
         let value = out
             .secret_string()
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| PortError::Internal("the source key secret holds no string".into()))?
+            .ok_or_else(|| PortError::Unavailable("the source key secret holds no string".into()))?
             .to_string();
         Ok(Some(Version {
             value,
@@ -92,7 +102,7 @@ impl SecretSourceKeys {
         let current = self
             .version(CURRENT)
             .await?
-            .ok_or_else(|| PortError::Internal("the source key secret has no version".into()))?;
+            .ok_or_else(|| PortError::Unavailable("the source key secret has no version".into()))?;
         if current.created_s < day_began_s {
             return Ok(current.value);
         }

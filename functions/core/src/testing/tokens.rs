@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use super::store::{MemoryStore, Tables};
 use crate::model::TokenRecord;
 use crate::ports::{
-    Admission, KnockAdmission, LimitKey, LimitStore, SourceKeys, PortError, TokenStore, WriteConflict,
+    Admission, KnockAdmission, LimitKey, LimitStore, PortError, SourceKeys, TokenStore,
+    WriteConflict,
 };
 use crate::time::Micros;
 use crate::{secrets, Limit};
