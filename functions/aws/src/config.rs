@@ -254,6 +254,14 @@ impl AppConfig {
             crate::limits::MAX_COUNTED_CALLS,
         )?;
         (sources.ipv4, sources.window) = (first.max, first.window);
+        // The key that hides sources changes at midnight UTC: a window that
+        // straddled it would count one source under two keys.
+        if 86_400 % sources.window.as_secs() != 0 {
+            return Err(format!(
+                "SIGNUP_PER_SOURCE_WINDOW_SECONDS must divide a day (86400), not {}",
+                sources.window.as_secs()
+            ));
+        }
         for (max, name) in [
             (&mut sources.ipv6_64, "SIGNUP_PER_IPV6_64_LIMIT"),
             (&mut sources.ipv6_56, "SIGNUP_PER_IPV6_56_LIMIT"),

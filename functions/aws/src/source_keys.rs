@@ -10,9 +10,9 @@
 //!
 //! Rotation (README, "Operating it"): `put-secret-value` makes a new
 //! `AWSCURRENT` version and the old one `AWSPREVIOUS`. A version takes effect
-//! at the first UTC midnight after it was made — where the day's key changes
-//! anyway — so every instance switches at the same window boundary and no
-//! source is counted under two keys within one window.
+//! at the first UTC midnight at least five minutes after it was made — where
+//! the day's key changes anyway — so every instance switches at the same
+//! window boundary and no source is counted under two keys within one window.
 
 use std::sync::Mutex;
 
@@ -21,6 +21,9 @@ use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use push_core::ports::{PortError, SourceKeys};
 
 use crate::errors::port_error;
+
+/// How far apart the functions' clocks and Secrets Manager's may be.
+const CLOCK_MARGIN_S: i64 = 300;
 
 /// The secret's versions, as `put-secret-value` stages them.
 const CURRENT: &str = "AWSCURRENT";
@@ -89,16 +92,20 @@ impl SecretSourceKeys {
             .to_string();
         Ok(Some(Version {
             value,
-            created_s: out.created_date().map_or(0, |d| d.secs()),
+            // Unknown: taken as made now, so it waits for the next day.
+            created_s: out.created_date().map_or(i64::MAX, |d| d.secs()),
         }))
     }
 
     /// The secret's value in force on `day`: the current version if it was
-    /// made before the day began, else the one before it (rotated today:
+    /// made (five minutes) before the day began, else the one before it (rotated today:
     /// in force from tomorrow), else the current one (the secret itself was
     /// made today, as on a first deployment).
     async fn secret_in_force(&self, day: i64) -> Result<String, PortError> {
-        let day_began_s = day.saturating_mul(86_400);
+        // Versions made in the last minutes before midnight wait one more
+        // day: an instance whose clock runs ahead may already have taken the
+        // new day's key from the version before.
+        let day_began_s = day.saturating_mul(86_400) - CLOCK_MARGIN_S;
         let current = self
             .version(CURRENT)
             .await?

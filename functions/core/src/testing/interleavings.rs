@@ -175,6 +175,10 @@ pub async fn run(rig: impl Fn() -> Rig) -> Vec<Failure> {
         holder_read_once
     );
     scenario!(
+        "a registration whose own device gets the token back before its save answers with it",
+        holder_back_before_the_save
+    );
+    scenario!(
         "a take-over refused (account going) spares the endpoints its holder names",
         refused_take_over
     );
@@ -459,6 +463,49 @@ async fn holder_read_once(rig: &Rig) -> Outcome {
     }
     if again.0 == 200 && answered.id != device.id {
         return Err(format!("200 names another device: {again:?}"));
+    }
+    Ok(())
+}
+
+/// The window [`holder_read_once`] leaves: the device, read without the
+/// push token, gets it back between that read and the save. The save's
+/// condition that the device still lacks the token fails, and the retry
+/// answers `200` with the device.
+async fn holder_back_before_the_save(rig: &Rig) -> Outcome {
+    let (account, key) = account(&rig.deps).await?;
+    let token = push_token();
+    let made = register(&rig.deps, &key, json!({ "registration_id": token })).await;
+    status("the registration", &made, 201)?;
+    let id = id_of(&made);
+    let moves = Arc::new(Mutex::new(Vec::new()));
+    let (deps, k, t, i, m) = (
+        rig.deps.clone(),
+        key.clone(),
+        token.clone(),
+        id.clone(),
+        moves.clone(),
+    );
+    let script = rig.script.clone();
+    rig.script.before("get_device", move || async move {
+        let away = put(&deps, &k, &i, json!({ "registration_id": push_token() })).await;
+        m.lock().unwrap_or_else(|e| e.into_inner()).push(away.0);
+        script.before("save_device", move || async move {
+            let back = put(&deps, &k, &i, json!({ "registration_id": t })).await;
+            m.lock().unwrap_or_else(|e| e.into_inner()).push(back.0);
+        });
+    });
+    let again = register(&rig.deps, &key, json!({ "registration_id": token })).await;
+    let moves = moves.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if moves != [200, 200] {
+        return Err(format!("the device's moves answered {moves:?}"));
+    }
+    status("the registration again", &again, 200)?;
+    if id_of(&again) != id {
+        return Err(format!("200 names another device: {again:?}"));
+    }
+    let device = stored(&rig.deps, &account.id, &id).await?;
+    if device.registration_id != token {
+        return Err(format!("the device does not hold the token: {device:?}"));
     }
     Ok(())
 }
