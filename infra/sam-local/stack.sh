@@ -280,8 +280,10 @@ case "$cmd" in
     # As `make test`: indexes trail the table; tokens the push service refuses.
     export EMULATOR_INDEX_LAG_MS=${EMULATOR_INDEX_LAG_MS:-300} EMULATOR_REFUSED_TOKEN_PREFIX=refused
     start_emulator "$(free_port)" "$bridge"
-    # Every request reaches the functions from 127.0.0.1: no per-source cap.
-    set_up_emulator SignupPerIpv4Limit=0 SignupPerIpv6Slash64Limit=0 SignupPerIpv6Slash56Limit=0 SignupPerIpv6Slash48Limit=0
+    # Every request reaches the functions from one address: the per-source
+    # limits out of reach, but on, so that sign-ups read the source key
+    # secret through the emulator as on AWS.
+    set_up_emulator SignupPerIpv4Limit=20000 SignupPerIpv6Slash64Limit=20000 SignupPerIpv6Slash56Limit=20000 SignupPerIpv6Slash48Limit=20000
     api_port=$(free_port)
     lambda_port=$(free_port)
     start_sam "$api_port" "$lambda_port"

@@ -277,3 +277,62 @@ fn sns_permissions_name_this_stacks_applications_and_no_siblings() {
         assert!(!iam_match(resource, &old), "{resource} allows {old}");
     }
 }
+
+/// The key that hides sign-up sources is a generated secret of the stack,
+/// readable by the register function alone (the only one that signs up),
+/// named to the functions as `SOURCE_KEY_SECRET`; the table holds no salt
+/// items any more, so no function may reach a `SALT#` partition.
+#[test]
+fn the_source_key_is_a_generated_secret_only_the_register_function_reads() {
+    let tpl = template();
+    let secret = &tpl["Resources"]["SourceKeySecret"];
+    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+    let generated = &secret["Properties"]["GenerateSecretString"];
+    assert!(
+        generated["PasswordLength"]
+            .as_u64()
+            .is_some_and(|n| n >= 32),
+        "a long generated value: {generated:?}"
+    );
+    assert!(
+        secret["Properties"].get("SecretString").is_none(),
+        "no value written into the template"
+    );
+    assert_eq!(
+        tagged(
+            &tpl["Globals"]["Function"]["Environment"]["Variables"]["SOURCE_KEY_SECRET"],
+            "Ref"
+        ),
+        "SourceKeySecret"
+    );
+    let mut readers = Vec::new();
+    for (name, resource) in tpl["Resources"].as_mapping().unwrap() {
+        let policies = resource["Properties"]["Policies"].as_sequence();
+        for statement in policies
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["Statement"].as_sequence().into_iter().flatten())
+        {
+            let actions: Vec<&str> = match &statement["Action"] {
+                serde_yaml::Value::String(a) => vec![a.as_str()],
+                serde_yaml::Value::Sequence(s) => s.iter().filter_map(|a| a.as_str()).collect(),
+                _ => vec![],
+            };
+            if actions.iter().any(|a| a.starts_with("secretsmanager:")) {
+                assert_eq!(actions, ["secretsmanager:GetSecretValue"], "{name:?}");
+                assert_eq!(tagged(&statement["Resource"], "Ref"), "SourceKeySecret");
+                readers.push(name.as_str().unwrap_or_default().to_string());
+            }
+            let leading =
+                &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+            for key in leading.as_sequence().into_iter().flatten() {
+                let key = key.as_str().unwrap_or_default();
+                assert!(
+                    !iam_match(key, "SALT#20000"),
+                    "{name:?} may still reach salt items: {key}"
+                );
+            }
+        }
+    }
+    assert_eq!(readers, ["RegisterFunction"]);
+}

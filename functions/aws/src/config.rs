@@ -1,26 +1,16 @@
 //! Configuration from the environment, read once at start-up.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_dynamodb::config::interceptors::{
-    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
-};
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
-use push_core::budget;
+use aws_config::SdkConfig;
 use push_core::model::Platform;
 use push_core::payload::Priority;
-use push_core::ports::SystemClock;
 use push_core::secrets::SourceNetwork;
 use push_core::{Deps, Limit, Settings, MAX_LOGGED_HITS};
 
-use crate::source_keys::SecretSourceKeys;
-use crate::{DynamoStore, SnsGateway};
+// The SDK clients and the ports: once in this module, still named from here.
+pub use crate::deployment::*;
 
 /// Everything the functions read from their environment.
 #[derive(Debug, Clone)]
@@ -377,229 +367,6 @@ fn max_from_env(max: &mut u32, max_var: &str, cap: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// The SDK's HTTPS client: rustls with ring for its crypto (one provider; the
-/// SDK's default, aws-lc, is C code that makes each function ~2 MB larger),
-/// the system's trusted roots.
-pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
-}
-
-/// The SDK configuration: standard sources, bounded retries and timeouts so a
-/// slow dependency becomes a `503` well before the Lambda's own timeout. The
-/// clients of [`build_deployment`] also cut each call's timeouts to the
-/// request's budget ([`RequestBudget`]).
-pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(budget::ATTEMPT_TIMEOUT)
-                .operation_timeout(budget::OPERATION_TIMEOUT)
-                .build(),
-        )
-        .load()
-        .await
-}
-
-/// Bounds every SDK call of a client by the budget of the operation that
-/// makes it ([`push_core::budget`]): when the call starts, its operation and
-/// attempt timeouts become the configured ones or what is left of the budget
-/// (less the margin to answer) if that is less; before each attempt is sent,
-/// with too little left, it fails at once without being sent. An interceptor
-/// on the client, not a `customize()` at each call site: no call can forget
-/// it, the device store's included.
-///
-/// The refusal is an interceptor error before transmission, which the SDK
-/// reports as a dispatch failure (transient: `503`) and does not retry.
-#[derive(Debug)]
-pub struct RequestBudget;
-
-/// Why a call was not sent.
-#[derive(Debug)]
-pub struct BudgetSpent;
-
-impl std::fmt::Display for BudgetSpent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the request's time budget is spent")
-    }
-}
-
-impl std::error::Error for BudgetSpent {}
-
-impl Intercept for RequestBudget {
-    fn name(&self) -> &'static str {
-        "RequestBudget"
-    }
-
-    fn read_before_execution(
-        &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if budget::remaining().is_none() {
-            return Ok(());
-        }
-        // Spent already: the smallest timeouts; the call is refused before
-        // it is sent (`read_before_transmit`).
-        let bounds = budget::call_bounds().unwrap_or(budget::CallBounds {
-            operation: budget::MIN_CALL,
-            attempt: budget::MIN_CALL,
-        });
-        // Merged over the client's: the connect timeout stays.
-        cfg.interceptor_state().store_put(
-            TimeoutConfig::builder()
-                .operation_timeout(bounds.operation)
-                .operation_attempt_timeout(bounds.attempt)
-                .build(),
-        );
-        Ok(())
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        match budget::call_bounds() {
-            Some(_) => Ok(()),
-            None => Err(Box::new(BudgetSpent)),
-        }
-    }
-}
-
-/// The DynamoDB client of the functions: the SDK configuration, each call
-/// bounded by its request's budget.
-pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(sdk)
-            .interceptor(RequestBudget)
-            .build(),
-    )
-}
-
-/// The Secrets Manager client of the functions (the source key), likewise.
-pub fn secrets_client(sdk: &SdkConfig) -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::config::Builder::from(sdk)
-            .interceptor(RequestBudget)
-            .build(),
-    )
-}
-
-/// The SNS client of the functions, likewise; SNS's own throttling answer
-/// is retried like any other ([`SnsThrottled`]).
-pub fn sns_client(sdk: &SdkConfig) -> aws_sdk_sns::Client {
-    aws_sdk_sns::Client::from_conf(
-        aws_sdk_sns::config::Builder::from(sdk)
-            .interceptor(RequestBudget)
-            .retry_classifier(SnsThrottled)
-            .build(),
-    )
-}
-
-/// SNS answers a request over its account's rate with `429 Throttled`
-/// (`ThrottledException`), a code the SDK's standard classifiers do not know
-/// as throttling (they know `ThrottlingException`) and a status they do not
-/// count as transient: without this, a throttled publish or endpoint call
-/// would fail at its first attempt. Retried with the throttling back-off,
-/// within the same attempts and budget as every other retry.
-#[derive(Debug)]
-pub struct SnsThrottled;
-
-impl aws_sdk_sns::config::retry::ClassifyRetry for SnsThrottled {
-    fn classify_retry(
-        &self,
-        ctx: &aws_sdk_sns::config::interceptors::InterceptorContext,
-    ) -> aws_sdk_sns::config::retry::RetryAction {
-        match ctx.response() {
-            Some(response) if response.status().as_u16() == 429 => {
-                aws_sdk_sns::config::retry::RetryAction::throttling_error()
-            }
-            _ => aws_sdk_sns::config::retry::RetryAction::NoActionIndicated,
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        "SnsThrottled"
-    }
-}
-
-/// Every app's ports, built once; the handlers share them for the
-/// process's life.
-#[derive(Clone)]
-pub struct Deployment {
-    default_app: Deps,
-    by_name: HashMap<String, Deps>,
-}
-
-impl Deployment {
-    /// The default app's ports (also what the feedback function uses: it
-    /// finds devices by endpoint, whatever their app).
-    pub fn default_app(&self) -> &Deps {
-        &self.default_app
-    }
-
-    /// The app a request's route names: its `{app}` path parameter
-    /// (`/{app}/api/v1/…`), or the default app for a route without one
-    /// (`/api/v1/…`); `None` for an unknown app.
-    pub fn app(&self, name: Option<&str>) -> Option<&Deps> {
-        match name {
-            None => Some(&self.default_app),
-            Some(name) => self.by_name.get(name),
-        }
-    }
-
-    /// Every app's name, sorted.
-    pub fn names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
-        names.sort();
-        names
-    }
-}
-
-/// Builds every app's ports once.
-pub fn build_deployment(sdk: &SdkConfig, config: &AppConfig) -> Deployment {
-    let dynamo = dynamodb_client(sdk);
-    let sns = sns_client(sdk);
-    // One key for every app: the counters of each app are in its own
-    // namespace already. Shared, so an instance reads the secret once a day.
-    let source_keys: Arc<dyn push_core::ports::SourceKeys> = Arc::new(SecretSourceKeys::new(
-        secrets_client(sdk),
-        config.source_key_secret.clone().unwrap_or_default(),
-    ));
-    let deps = |app: &App, namespace: Option<&str>| Deps {
-        store: Arc::new(DynamoStore::for_app(
-            dynamo.clone(),
-            config.table_name.clone(),
-            namespace,
-        )),
-        push: Arc::new(SnsGateway::new(sns.clone(), &app.application_arns)),
-        clock: Arc::new(SystemClock),
-        source_keys: source_keys.clone(),
-        settings: config.settings.clone(),
-    };
-    let default_app = deps(&config.default_app, None);
-    let mut by_name = HashMap::from([(config.default_app.name.clone(), default_app.clone())]);
-    for app in &config.apps {
-        by_name.insert(app.name.clone(), deps(app, Some(&app.name)));
-    }
-    Deployment {
-        default_app,
-        by_name,
-    }
-}
-
-/// The default app's ports alone.
-pub fn build_deps(sdk: &SdkConfig, config: &AppConfig) -> Deps {
-    build_deployment(sdk, config).default_app
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -693,6 +460,7 @@ mod tests {
 
     #[test]
     fn routes_name_their_app() {
+        use aws_config::BehaviorVersion;
         let sdk = SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .build();

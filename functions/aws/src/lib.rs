@@ -6,6 +6,7 @@
 //! reached exactly as AWS is, with no special code path.
 
 pub mod config;
+pub mod deployment;
 pub mod dynamo;
 pub mod errors;
 pub mod keys;
