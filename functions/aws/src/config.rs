@@ -3,11 +3,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
 use push_core::model::Platform;
 use push_core::payload::Priority;
 use push_core::secrets::SourceNetwork;
-use push_core::{Deps, Limit, Settings, MAX_LOGGED_HITS};
+use push_core::{Limit, Settings, MAX_LOGGED_HITS};
 
 // The SDK clients and the ports: once in this module, still named from here.
 pub use crate::deployment::*;
@@ -370,6 +369,8 @@ fn max_from_env(max: &mut u32, max_var: &str, cap: u32) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_config::SdkConfig;
+    use push_core::Deps;
 
     const APNS: &str = "arn:aws:sns:us-east-1:123456789012:app/APNS/p.zom-apns";
     const SANDBOX: &str = "arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/p.zom-apns-sandbox";
