@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use push_core::model::{AccountRecord, ApiKeyRecord, Platform};
-use push_core::ports::Clock;
+use push_core::ports::{Clock, CreateAccountError, PortError};
 use push_core::testing::{MemoryPush, MemoryStore};
 use push_core::{entropy, secrets, Deps, Limit, Settings, SourceLimits};
 
@@ -198,6 +198,35 @@ impl Report {
 
 /// The settings the clients run under: limits low enough to be met, high
 /// enough not to answer most requests `429`.
+/// Creates a set-up account, again while the emulator's faults (if on)
+/// refuse it; an attempt applied with its answer lost shows as the username
+/// taken by this very account.
+async fn create_retrying(
+    deps: &Deps,
+    account: &AccountRecord,
+    key: &ApiKeyRecord,
+) -> Result<(), CreateAccountError> {
+    let mut tries = 0;
+    loop {
+        match deps.store.create_account(account, key).await {
+            Err(CreateAccountError::Port(PortError::Unavailable(_) | PortError::Conflict(_)))
+                if tries < 20 =>
+            {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20 * tries)).await;
+            }
+            Err(CreateAccountError::UsernameTaken) if tries > 0 => {
+                let stored = deps.store.get_account(&account.username).await?;
+                return match stored {
+                    Some(a) if a.id == account.id => Ok(()),
+                    _ => Err(CreateAccountError::UsernameTaken),
+                };
+            }
+            other => return other,
+        }
+    }
+}
+
 pub fn explorer_settings() -> Settings {
     let minute = Duration::from_secs(60);
     Settings {
@@ -353,10 +382,7 @@ async fn run_on_this_thread(cfg: &Config) -> Result<Report, String> {
                 username: username.clone(),
                 email: String::new(),
             };
-            setup
-                .raw
-                .store
-                .create_account(&account, &record)
+            create_retrying(&setup.raw, &account, &record)
                 .await
                 .map_err(|e| format!("creating {username}: {e}"))?;
             k.accounts.push(AccountK {

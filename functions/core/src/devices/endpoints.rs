@@ -268,15 +268,43 @@ pub(crate) async fn settle_environment(
                 {
                     true
                 }
+                Ok(Some(now)) if settled_without(&now, device, dead_arn) => {
+                    delete_if_dead(deps, device, dead_arn).await;
+                    return Ok(false);
+                }
                 _ => return Err(PortError::Unavailable(e)),
             }
         }
         other => other?,
     };
     if !dropped {
+        // Changed meanwhile. A drop whose answer was lost under a later
+        // write (the version no longer tells whose it was: the explorer,
+        // emulator seed 8 with faults), or another's, may have left the
+        // dead endpoint to no one: it goes as below.
+        if let Some(now) = deps.store.get_device(&device.owner, &device.id).await? {
+            if settled_without(&now, device, dead_arn) {
+                delete_if_dead(deps, device, dead_arn).await;
+            }
+        }
         return Ok(false);
     }
     tracing::info!(device = %device.id, "device settled on its APNs environment");
+    delete_if_dead(deps, device, dead_arn).await;
+    Ok(true)
+}
+
+/// The device, still on its push token, has settled: it names one endpoint,
+/// not `dead_arn`.
+fn settled_without(now: &DeviceRecord, device: &DeviceRecord, dead_arn: &str) -> bool {
+    now.registration_id == device.registration_id
+        && now.alternate_arn.is_none()
+        && now.endpoint_arn != dead_arn
+}
+
+/// Deletes the dead endpoint a device settled away from, unless it is
+/// enabled again by then (see [`settle_environment`]).
+async fn delete_if_dead(deps: &Deps, device: &DeviceRecord, dead_arn: &str) {
     // Unknown (SNS failed to answer): deleted, as it most likely is dead.
     match deps.push.endpoint_enabled(dead_arn).await {
         Ok(Some(true)) => {
@@ -289,5 +317,4 @@ pub(crate) async fn settle_environment(
             }
         }
     }
-    Ok(true)
 }

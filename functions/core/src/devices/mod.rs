@@ -300,7 +300,22 @@ async fn update_attempt(
         // the same token also makes ours), else the endpoints it made
         // released. Not on a conflict: the write that won may be about to
         // record the same endpoint (one per token), and the retry reuses it.
-        if matches!(e, ApiError::Conflict(_)) || !saved_as_written(deps, &write).await {
+        if matches!(e, ApiError::Conflict(_)) {
+            return Err(e);
+        }
+        if !saved_as_written(deps, &write).await {
+            // Gone meanwhile: whether this save landed before the deletion
+            // or not, the old token's endpoints serve no device of ours now,
+            // and landed, nothing else would retire them (the explorer,
+            // emulator seed 8 with faults) — unless another device holds
+            // that token (`delete_dropped_endpoints` reads its claim).
+            let gone = matches!(deps.store.get_device(&old.owner, &old.id).await, Ok(None));
+            if gone && new_token.is_some() {
+                clean_up("the old token's endpoints", || {
+                    delete_dropped_endpoints(deps, &old, &write.device)
+                })
+                .await;
+            }
             return Err(e);
         }
     }
