@@ -179,6 +179,10 @@ pub async fn run(rig: impl Fn() -> Rig) -> Vec<Failure> {
         holder_back_before_the_save
     );
     scenario!(
+        "a new push token's save, answer lost, its device deleted meanwhile, retires the old endpoint",
+        new_token_lost_then_deleted
+    );
+    scenario!(
         "a take-over refused (account going) spares the endpoints its holder names",
         refused_take_over
     );
@@ -506,6 +510,59 @@ async fn holder_back_before_the_save(rig: &Rig) -> Outcome {
     let device = stored(&rig.deps, &account.id, &id).await?;
     if device.registration_id != token {
         return Err(format!("the device does not hold the token: {device:?}"));
+    }
+    Ok(())
+}
+
+/// A PUT moves a device to a new push token; its save lands but every
+/// answer is lost, and the app deletes the device before the PUT reads it
+/// back. The deletion retires what the device names by then (the new
+/// token's endpoint); the old token's endpoint serves no one, and only the
+/// PUT knows of it: it goes (the explorer, emulator seed 8 with faults,
+/// found it left behind).
+async fn new_token_lost_then_deleted(rig: &Rig) -> Outcome {
+    let (account, key) = account(&rig.deps).await?;
+    let made = register(&rig.deps, &key, json!({ "registration_id": push_token() })).await;
+    status("the registration", &made, 201)?;
+    let id = id_of(&made);
+    let account_id = account.id;
+    let before = stored(&rig.deps, &account_id, &id).await?;
+    let deleted = Arc::new(Mutex::new(None));
+    let (deps, k, i, d) = (rig.deps.clone(), key.clone(), id.clone(), deleted.clone());
+    rig.script.lose_answer("save_device", 1);
+    // The PUT reads its device, then saves, then reads it back: the
+    // deletion lands before that second read.
+    rig.script.before("get_device", || async {});
+    rig.script.before("get_device", move || async move {
+        let req = request("DELETE", &format!("device/apns/{i}/"), Some(&k), json!({}));
+        let reply = answer(crate::devices::delete(&deps, &req, DeviceKind::Apns, &i).await);
+        *d.lock().unwrap_or_else(|e| e.into_inner()) = Some(reply.0);
+    });
+    let moved = put(
+        &rig.deps,
+        &key,
+        &id,
+        json!({ "registration_id": push_token() }),
+    )
+    .await;
+    let deleted = deleted.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if deleted != Some(204) {
+        return Err(format!(
+            "the deletion answered {deleted:?} (the PUT: {moved:?})"
+        ));
+    }
+    if rig
+        .deps
+        .store
+        .get_device(&account_id, &id)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Err("the device is still stored".into());
+    }
+    for arn in before.endpoints() {
+        expect_endpoint(&rig.deps, arn, None, "the old token's endpoint").await?;
     }
     Ok(())
 }
