@@ -721,6 +721,12 @@ pub fn check_knocks(
             if let CallDetail::Publish { arn, ok } = &c.detail {
                 if *ok {
                     *sent.entry(arn.as_str()).or_default() += 1;
+                } else {
+                    // A publish that failed (the emulator's faults: SNS
+                    // throttling, an outage, a timeout) is the failure the
+                    // knock records (`PublishFailures`), not a device left
+                    // out.
+                    faulted.insert(arn.as_str());
                 }
             }
             if c.name == "publish"
