@@ -721,11 +721,12 @@ pub fn check_knocks(
             if let CallDetail::Publish { arn, ok } = &c.detail {
                 if *ok {
                     *sent.entry(arn.as_str()).or_default() += 1;
-                } else {
-                    // A publish that failed (the emulator's faults: SNS
-                    // throttling, an outage, a timeout) is the failure the
-                    // knock records (`PublishFailures`), not a device left
-                    // out.
+                } else if c.result.starts_with("Err(unavailable") {
+                    // A publish that failed transiently (the emulator's
+                    // faults: SNS throttling, an outage, a timeout) is the
+                    // failure the knock records (`PublishFailures`), not a
+                    // device left out. Any other failure on a live endpoint
+                    // is the code's.
                     faulted.insert(arn.as_str());
                 }
             }

@@ -196,8 +196,6 @@ impl Report {
     }
 }
 
-/// The settings the clients run under: limits low enough to be met, high
-/// enough not to answer most requests `429`.
 /// Creates a set-up account, again while the emulator's faults (if on)
 /// refuse it; an attempt applied with its answer lost shows as the username
 /// taken by this very account.
@@ -216,7 +214,16 @@ async fn create_retrying(
                 tokio::time::sleep(Duration::from_millis(20 * tries)).await;
             }
             Err(CreateAccountError::UsernameTaken) if tries > 0 => {
-                let stored = deps.store.get_account(&account.username).await?;
+                let mut reads = 0;
+                let stored = loop {
+                    match deps.store.get_account(&account.username).await {
+                        Err(PortError::Unavailable(_)) if reads < 20 => {
+                            reads += 1;
+                            tokio::time::sleep(Duration::from_millis(20 * reads)).await;
+                        }
+                        other => break other?,
+                    }
+                };
                 return match stored {
                     Some(a) if a.id == account.id => Ok(()),
                     _ => Err(CreateAccountError::UsernameTaken),
@@ -227,6 +234,8 @@ async fn create_retrying(
     }
 }
 
+/// The settings the clients run under: limits low enough to be met, high
+/// enough not to answer most requests `429`.
 pub fn explorer_settings() -> Settings {
     let minute = Duration::from_secs(60);
     Settings {

@@ -250,7 +250,9 @@ pub(super) async fn delete_dropped_endpoints(
 /// so a registration that adopts the endpoint between this check and the
 /// delete names a deleted endpoint; its first knock re-creates it
 /// (`knock::reattach`; docs/ARCHITECTURE.md, "Concurrency"). `false` when
-/// the device changed meanwhile (nothing done).
+/// the device changed meanwhile: the record is not this call's to settle,
+/// but if the change settled it away from `dead_arn`, that endpoint goes as
+/// above.
 pub(crate) async fn settle_environment(
     deps: &Deps,
     device: &DeviceRecord,
@@ -282,7 +284,7 @@ pub(crate) async fn settle_environment(
         // write (the version no longer tells whose it was: the explorer,
         // emulator seed 8 with faults), or another's, may have left the
         // dead endpoint to no one: it goes as below.
-        if let Some(now) = deps.store.get_device(&device.owner, &device.id).await? {
+        if let Ok(Some(now)) = deps.store.get_device(&device.owner, &device.id).await {
             if settled_without(&now, device, dead_arn) {
                 delete_if_dead(deps, device, dead_arn).await;
             }
