@@ -1,5 +1,6 @@
 //! Turning SDK errors into [`PortError`]s by meaning.
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use push_core::ports::PortError;
 
@@ -33,15 +34,18 @@ pub fn is_throttling_reason(code: &str) -> bool {
 }
 
 /// Whether an SDK error means the service is unreachable, slow or throttling.
-pub fn is_transient<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+pub fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
         }
-        SdkError::ServiceError(service) => service
-            .err()
-            .code()
-            .is_some_and(|c| TRANSIENT_CODES.contains(&c)),
+        SdkError::ServiceError(service) => match service.err().code() {
+            Some(code) => TRANSIENT_CODES.contains(&code),
+            // A server error the SDK could read no code from (a load
+            // balancer's 503, a body cut short): AWS's 5xx are retryable
+            // (`make test-faults` met one on CreatePlatformEndpoint).
+            None => service.raw().status().is_server_error(),
+        },
         _ => false,
     }
 }
@@ -62,10 +66,9 @@ pub fn is_conflict<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
 
 /// Classifies an SDK error; the text kept is the operation and the error's
 /// code — never AWS's message, which can carry endpoint ARNs and tokens.
-pub fn port_error<E, R>(operation: &str, err: SdkError<E, R>) -> PortError
+pub fn port_error<E>(operation: &str, err: SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     if budget_spent(&err) {
         return PortError::Unavailable(format!(
