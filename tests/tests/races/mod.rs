@@ -123,9 +123,12 @@ pub async fn token_creations_on_one_device(api: &Api, model: Model) {
     }))
     .await;
     let mut made = HashSet::new();
+    let mut unanswered = 0;
     for r in &replies {
         if allowed(r, &[201], model, "token creation") {
             made.insert(r.json["token"].as_str().unwrap().to_string());
+        } else {
+            unanswered += 1;
         }
     }
     if model == Model::Conflicts {
@@ -139,7 +142,18 @@ pub async fn token_creations_on_one_device(api: &Api, model: Model) {
             .iter()
             .map(|t| t["token"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(listed, made, "listed right after: exactly the created ones");
+        if model == Model::Conflicts {
+            assert_eq!(listed, made, "listed right after: exactly the created ones");
+        } else {
+            // A creation applied with its answer lost was a `503` to the
+            // client, and its token exists (docs/SECURITY.md: the app's
+            // retry makes another): at most one such per `503`.
+            assert!(made.is_subset(&listed), "every created one is listed");
+            assert!(
+                listed.len() - made.len() <= unanswered,
+                "no token but the answered and the unanswered ones"
+            );
+        }
     }
 }
 
