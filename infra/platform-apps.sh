@@ -10,7 +10,9 @@
 #     --apns-key AuthKey_ABCDE12345.p8 --key-id ABCDE12345 \
 #     --team-id TEAMID1234 --bundle-id org.chatsecure.Zom \
 #     [--environments production,sandbox] [--fcm-service-account firebase-adminsdk.json] \
-#     [--events-topic arn:aws:sns:REGION:ACCOUNT:TOPIC] [--region REGION] [--default]
+#     [--events-topic arn:aws:sns:REGION:ACCOUNT:TOPIC] [--region REGION] [--default] \
+#     [--delivery-status-role arn:aws:iam::ACCOUNT:role/NAME [--success-sample-rate 0] \
+#      [--delivery-status-retention 14]]
 #
 # --app               the app's short name: its base URL is /<app>/api/v1/
 # --prefix            the stack's PlatformApplicationPrefix (default chatsecure-push);
@@ -26,6 +28,18 @@
 # --region            the stack's region; default AWS_REGION, then AWS_DEFAULT_REGION
 # --default           print the default app's parameters (served at /api/v1/ too)
 #                     instead of an entry of the Apps parameter
+# --delivery-status-role
+#                     the stack's DeliveryStatusRoleArn output (DeliveryStatusLogging=enabled):
+#                     SNS logs every failed delivery of these applications to CloudWatch
+#                     Logs (FailureFeedbackRoleArn, SuccessFeedbackRoleArn). Without it the
+#                     applications' logging attributes are left as they are.
+# --success-sample-rate
+#                     the percentage of successful deliveries logged too (0-100, default 0)
+# --delivery-status-retention
+#                     days kept (default 14; as the stack's DeliveryStatusLogRetentionDays):
+#                     for an app of the Apps parameter, the script makes its log groups
+#                     sns/<region>/<account>/app/<PLATFORM>/<name>[/Failure] with this
+#                     retention (the stack makes the default app's, so not with --default)
 # The AWS CLI's usual configuration applies (AWS_PROFILE, credentials, ...).
 # Any AWS error stops the script with a non-zero exit and the CLI's message.
 set -euo pipefail
@@ -34,6 +48,7 @@ shopt -s inherit_errexit
 
 app="" prefix=chatsecure-push apns_key="" key_id="" team_id="" bundle_id=""
 environments=production,sandbox fcm="" topic="" region="" default=0
+status_role="" sample_rate="" retention=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --app) app=$2; shift 2 ;;
@@ -48,7 +63,10 @@ while [ $# -gt 0 ]; do
     --fcm-service-account) fcm=$2; shift 2 ;;
     --events-topic) topic=$2; shift 2 ;;
     --region) region=$2; shift 2 ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    --delivery-status-role) status_role=$2; shift 2 ;;
+    --success-sample-rate) sample_rate=$2; shift 2 ;;
+    --delivery-status-retention) retention=$2; shift 2 ;;
+    -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -73,6 +91,19 @@ done
 [ $((production + sandbox)) -gt 0 ] || { echo "--environments: name at least one" >&2; exit 2; }
 [ -r "$apns_key" ] || { echo "cannot read the APNs key $apns_key" >&2; exit 2; }
 [ -z "$fcm" ] || [ -r "$fcm" ] || { echo "cannot read the FCM service account $fcm" >&2; exit 2; }
+if [ -n "$status_role" ]; then
+  [[ "$status_role" =~ ^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$ ]] ||
+    { echo "--delivery-status-role: an IAM role ARN (the stack's DeliveryStatusRoleArn output)" >&2; exit 2; }
+  sample_rate=${sample_rate:-0}
+  [[ "$sample_rate" =~ ^(100|[1-9]?[0-9])$ ]] || { echo "--success-sample-rate: 0-100" >&2; exit 2; }
+  # CloudWatch Logs' retention values (as DeliveryStatusLogRetentionDays).
+  retention=${retention:-14}
+  [[ " 1 3 5 7 14 30 60 90 120 150 180 365 400 545 731 1096 1827 2192 2557 2922 3288 3653 " == *" $retention "* ]] ||
+    { echo "--delivery-status-retention: one of CloudWatch Logs' values (1, 3, 5, 7, 14, 30, 60, 90, ...)" >&2; exit 2; }
+elif [ -n "$sample_rate$retention" ]; then
+  echo "--success-sample-rate and --delivery-status-retention need --delivery-status-role" >&2
+  exit 2
+fi
 command -v aws >/dev/null || { echo "the AWS CLI (aws) is required" >&2; exit 2; }
 # The CLI from `make deploy-tools` (v1) reads AWS_DEFAULT_REGION only, so the
 # region is always passed explicitly.
@@ -109,9 +140,16 @@ json.dump(attrs, open(out, "w"))
 PY
 }
 
-events=()
+# What SNS reports back, and where: dead tokens to the events topic, and
+# (delivery-status logging) every failure and this share of the successes
+# to CloudWatch Logs.
+feedback=()
 if [ -n "$topic" ]; then
-  events=("EventDeliveryFailure=$topic" "EventEndpointUpdated=$topic" "EventEndpointDeleted=$topic")
+  feedback=("EventDeliveryFailure=$topic" "EventEndpointUpdated=$topic" "EventEndpointDeleted=$topic")
+fi
+if [ -n "$status_role" ]; then
+  feedback+=("FailureFeedbackRoleArn=$status_role" "SuccessFeedbackRoleArn=$status_role"
+    "SuccessFeedbackSampleRate=$sample_rate")
 fi
 
 # ensure_app NAME PLATFORM ATTRIBUTES_FILE: prints the application's ARN.
@@ -135,7 +173,7 @@ ensure_app() {
 # One .p8 key for both environments: APNs token keys sign for either.
 attributes_file "$workdir/apns.json" \
   "PlatformCredential=@$apns_key" "PlatformPrincipal=$key_id" \
-  "ApplePlatformTeamID=$team_id" "ApplePlatformBundleID=$bundle_id" "${events[@]}"
+  "ApplePlatformTeamID=$team_id" "ApplePlatformBundleID=$bundle_id" "${feedback[@]}"
 base="$prefix.$app"
 arns=()
 apns_arn="" sandbox_arn="" gcm_arn=""
@@ -148,9 +186,35 @@ if [ "$sandbox" = 1 ]; then
   arns+=("$sandbox_arn")
 fi
 if [ -n "$fcm" ]; then
-  attributes_file "$workdir/gcm.json" "PlatformCredential=@$fcm" "${events[@]}"
+  attributes_file "$workdir/gcm.json" "PlatformCredential=@$fcm" "${feedback[@]}"
   gcm_arn=$(ensure_app "$base-fcm" GCM "$workdir/gcm.json")
   arns+=("$gcm_arn")
+fi
+
+# ensure_status_logs ARN: makes the application's delivery-status log groups
+# (SNS's names for them) if missing, and sets their retention. SNS would make
+# them itself on its first write, kept forever.
+ensure_status_logs() {
+  local arn=$1 fields group existing
+  IFS=: read -r -a fields <<<"$arn"
+  for group in "sns/${fields[3]}/${fields[4]}/${fields[5]}" "sns/${fields[3]}/${fields[4]}/${fields[5]}/Failure"; do
+    existing=$(awscli logs describe-log-groups --log-group-name-prefix "$group" \
+      --query "logGroups[?logGroupName=='$group'].logGroupName" --output text)
+    if [ -z "$existing" ]; then
+      awscli logs create-log-group --log-group-name "$group"
+    fi
+    awscli logs put-retention-policy --log-group-name "$group" --retention-in-days "$retention"
+    echo "delivery-status logs $group kept $retention days" >&2
+  done
+}
+if [ -n "$status_role" ]; then
+  if [ "$default" = 1 ]; then
+    echo "the stack makes the default app's delivery-status log groups (DeliveryStatusLogRetentionDays)" >&2
+  else
+    for arn in "${arns[@]}"; do
+      ensure_status_logs "$arn"
+    done
+  fi
 fi
 
 echo

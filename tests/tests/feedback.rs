@@ -170,10 +170,63 @@ mod own_stack {
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["Function"] == "knock")
             .collect();
+        // Every line declares only what the code's catalogue lists (the
+        // dashboard is checked against the same list: tests/tests/template.rs).
+        for line in &lines {
+            let directive = &line["_aws"]["CloudWatchMetrics"][0];
+            let dims: Vec<&str> = directive["Dimensions"][0]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap())
+                .collect();
+            for m in directive["Metrics"].as_array().unwrap() {
+                let name = m["Name"].as_str().unwrap();
+                assert!(
+                    push_core::metrics::CATALOGUE.contains(&(name, dims.as_slice())),
+                    "{name} {dims:?} is not in the catalogue"
+                );
+                assert!(line[name].is_number(), "{name} has a value");
+            }
+            for d in dims {
+                assert!(line[d].is_string(), "dimension {d} has a value");
+            }
+        }
+        let (by_app, lines): (Vec<Value>, Vec<Value>) =
+            lines.into_iter().partition(|v| v.get("App").is_some());
+        // By app (the default app, `chatsecure`) and APNs environment (its
+        // only one, the sandbox).
+        let accepted: Vec<&Value> = by_app
+            .iter()
+            .filter(|v| v.get("KnocksAccepted").is_some())
+            .collect();
+        assert_eq!(accepted.len(), 1, "{text}");
+        assert_eq!(accepted[0]["App"], "chatsecure");
+        assert_eq!(
+            accepted[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function", "App"]])
+        );
+        let pushes: Vec<&Value> = by_app
+            .iter()
+            .filter(|v| v.get("Pushes").is_some())
+            .collect();
+        assert_eq!(pushes.len(), 1, "{text}");
+        assert_eq!(
+            (
+                &pushes[0]["App"],
+                &pushes[0]["Environment"],
+                &pushes[0]["Pushes"]
+            ),
+            (&json!("chatsecure"), &json!("sandbox"), &json!(1.0))
+        );
         let (limit_hits, lines): (Vec<Value>, Vec<Value>) = lines
             .into_iter()
             .partition(|v| v.get("LimitHits").is_some());
-        assert_eq!(lines.len(), 1, "one knock, one metric line: {text}");
+        assert_eq!(
+            lines.len(),
+            1,
+            "one knock, one function-level metric line: {text}"
+        );
         assert_eq!(
             limit_hits.len(),
             1,

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use push_core::budget;
 use push_core::ports::SystemClock;
-use push_core::Deps;
+use push_core::{Deps, Settings};
 
 use crate::config::{App, AppConfig};
 use crate::source_keys::SecretSourceKeys;
@@ -217,6 +217,14 @@ pub fn build_deployment(sdk: &SdkConfig, config: &AppConfig) -> Deployment {
         secrets_client(sdk),
         config.source_key_secret.clone().unwrap_or_default(),
     ));
+    let applications: Vec<(String, String)> = std::iter::once(&config.default_app)
+        .chain(&config.apps)
+        .flat_map(|app| {
+            app.application_arns
+                .iter()
+                .map(|arn| (arn.clone(), app.name.clone()))
+        })
+        .collect();
     let deps = |app: &App, namespace: Option<&str>| Deps {
         store: Arc::new(DynamoStore::for_app(
             dynamo.clone(),
@@ -226,7 +234,11 @@ pub fn build_deployment(sdk: &SdkConfig, config: &AppConfig) -> Deployment {
         push: Arc::new(SnsGateway::new(sns.clone(), &app.application_arns)),
         clock: Arc::new(SystemClock),
         source_keys: source_keys.clone(),
-        settings: config.settings.clone(),
+        settings: Settings {
+            app: app.name.clone(),
+            applications: applications.clone(),
+            ..config.settings.clone()
+        },
     };
     let default_app = deps(&config.default_app, None);
     let mut by_name = HashMap::from([(config.default_app.name.clone(), default_app.clone())]);

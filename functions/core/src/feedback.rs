@@ -8,6 +8,7 @@
 use serde::Deserialize;
 
 use crate::metrics;
+use crate::model::{DeviceRecord, Platform, PushFailure};
 use crate::ports::PortError;
 use crate::Deps;
 
@@ -40,6 +41,31 @@ pub struct EndpointEvent {
     pub endpoint_arn: String,
     #[serde(default)]
     pub failure_type: Option<String>,
+    #[serde(default)]
+    pub failure_message: Option<String>,
+}
+
+impl EndpointEvent {
+    /// What the device's owner is shown as its last error: SNS's failure
+    /// type and message (`InvalidPlatformToken: Platform token associated
+    /// with the endpoint is not valid`), or the event that reported the
+    /// endpoint disabled.
+    pub fn reason(&self) -> String {
+        match (&self.failure_type, &self.failure_message) {
+            (Some(t), Some(m)) if !m.is_empty() => format!("{t}: {m}"),
+            (Some(t), _) => t.clone(),
+            (None, _) => format!("{}: the endpoint is disabled", self.event_type.as_str()),
+        }
+    }
+
+    /// Its `Reason` metric dimension (a fixed list, the rest `other`).
+    pub fn reason_dimension(&self) -> &'static str {
+        metrics::reason_dimension(
+            self.failure_type
+                .as_deref()
+                .unwrap_or(self.event_type.as_str()),
+        )
+    }
 }
 
 /// What became of one event.
@@ -48,6 +74,9 @@ pub enum Outcome {
     /// Devices marked inactive (0 when none uses that endpoint any more),
     /// and devices that settled on their other APNs environment.
     Dead { deactivated: usize, settled: usize },
+    /// SNS enabled the endpoint again: devices it had disabled are active
+    /// again (unconfirmed until pushed).
+    Reenabled { reenabled: usize },
     /// The event needs no action (an endpoint created, or updated and still enabled).
     Ignored,
     /// Not an event we understand: logged and dropped, never retried.
@@ -90,17 +119,59 @@ pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortE
             }
         }
     }
-    if devices.is_empty() || deps.push.endpoint_enabled(arn).await? != Some(false) {
+    if devices.is_empty() {
         return Ok(Outcome::Ignored);
     }
+    let app = deps.settings.app_of_endpoint(arn);
+    let environment = Platform::of_arn(arn).map_or("unknown", Platform::environment);
+    let mut tally = metrics::Tally::default();
+    match deps.push.endpoint_enabled(arn).await? {
+        Some(false) => {}
+        // Enabled again (in the console, or by SNS): recovery shows on the
+        // devices it had disabled. A late failure event decides nothing.
+        Some(true) if event.event_type == EventType::EndpointUpdated => {
+            let mut reenabled = 0;
+            for device in devices.iter().filter(|d| d.push.disabled) {
+                if reenable(deps, device.clone(), arn).await? {
+                    reenabled += 1;
+                    let at = [("App", app), ("Environment", device.metric_environment())];
+                    tally.add("DevicesReenabled", &at, 1);
+                }
+            }
+            tally.emit("feedback");
+            if reenabled == 0 {
+                return Ok(Outcome::Ignored);
+            }
+            tracing::info!(reenabled, "endpoint enabled again");
+            return Ok(Outcome::Reenabled { reenabled });
+        }
+        _ => return Ok(Outcome::Ignored),
+    }
+    let failure = PushFailure {
+        at_us: deps.clock.now_us(),
+        reason: event.reason(),
+    };
     let (mut deactivated, mut settled) = (0, 0);
     for device in devices {
-        match judge(deps, device, arn).await? {
-            Some(Judged::Settled) => settled += 1,
-            Some(Judged::Deactivated) => deactivated += 1,
-            None => {}
+        match judge(deps, device, arn, &failure).await? {
+            Some(Judged::Settled(kept)) => {
+                settled += 1;
+                tally.add("DevicesSettled", &[("App", app), ("Environment", kept)], 1);
+            }
+            Some(Judged::Deactivated(environment)) => {
+                deactivated += 1;
+                let at = [("App", app), ("Environment", environment)];
+                tally.add("DevicesDeactivated", &at, 1);
+            }
+            Some(Judged::Recorded) | None => {}
         }
     }
+    let at = [
+        ("App", app),
+        ("Environment", environment),
+        ("Reason", event.reason_dimension()),
+    ];
+    tally.add("EndpointsDisabled", &at, 1);
     metrics::emit(
         "feedback",
         &[
@@ -110,6 +181,7 @@ pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortE
         ],
         &[("Event", event.event_type.as_str())],
     );
+    tally.emit("feedback");
     tracing::info!(event = event.event_type.as_str(), failure = ?event.failure_type, deactivated, settled, "endpoint reported dead");
     Ok(Outcome::Dead {
         deactivated,
@@ -117,43 +189,91 @@ pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortE
     })
 }
 
+/// A device the endpoint `arn`'s disabling had disabled, active again now
+/// that the endpoint is enabled — on condition that it is still as read;
+/// one that changed meanwhile is read again while it is still disabled and
+/// names the endpoint.
+async fn reenable(deps: &Deps, mut device: DeviceRecord, arn: &str) -> Result<bool, PortError> {
+    let mut backoff = crate::retry::Backoff::new(
+        &*deps.clock,
+        deps.clock.now_us() + JUDGING_BUDGET.as_micros() as crate::time::Micros,
+    );
+    loop {
+        match deps.store.reenable_device(&device).await {
+            Ok(true) => return Ok(true),
+            Ok(false) | Err(PortError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        backoff
+            .after_conflict(format!("re-enabling device {}", device.id))
+            .await
+            .map_err(|e| PortError::Unavailable(e.to_string()))?;
+        match deps.store.get_device(&device.owner, &device.id).await? {
+            Some(now) if now.push.disabled && now.endpoints().any(|e| e == arn) => device = now,
+            _ => return Ok(false),
+        }
+    }
+}
+
 enum Judged {
-    Settled,
-    Deactivated,
+    /// On the APNs environment named.
+    Settled(&'static str),
+    /// In the environment named (its metrics' `Environment`).
+    Deactivated(&'static str),
+    /// Already disabled: its last error is now the push service's reason.
+    Recorded,
 }
 
 /// A device naming the dead endpoint `arn`: settled on its other APNs
-/// environment, or deactivated — on condition that it is still as read.
-/// One that changed meanwhile (or is being changed: a transaction in
-/// flight) is read again and judged again as it is now, while it still
-/// names the endpoint and the endpoint is still disabled (a re-registration
-/// re-enables it): a change that left the endpoint as it was (a rename)
-/// does not save the device from the verdict. `None`: nothing to do any
-/// more. Out of time (conflicts all along): `Unavailable`, and the
-/// invocation is retried.
+/// environment, or deactivated with `failure` as its last error — on
+/// condition that it is still as read. One the knock already disabled gets
+/// the event's reason (the push service's, better than a knock's
+/// `EndpointDisabled`); one its owner turned off stays as it is (the
+/// owner's `inactive` wins). One that changed meanwhile (or is being
+/// changed: a transaction in flight) is read again and judged again as it
+/// is now, while it still names the endpoint and the endpoint is still
+/// disabled (a re-registration re-enables it): a change that left the
+/// endpoint as it was (a rename) does not save the device from the
+/// verdict. `None`: nothing to do any more. Out of time (conflicts all
+/// along): `Unavailable`, and the invocation is retried.
 async fn judge(
     deps: &Deps,
-    mut device: crate::model::DeviceRecord,
+    mut device: DeviceRecord,
     arn: &str,
+    failure: &PushFailure,
 ) -> Result<Option<Judged>, PortError> {
     let mut backoff = crate::retry::Backoff::new(
         &*deps.clock,
         deps.clock.now_us() + JUDGING_BUDGET.as_micros() as crate::time::Micros,
     );
     loop {
-        let done = if device.alternate_arn.is_some() {
+        let verdict = if let Some(kept) = device.survivor(arn) {
             // One of its two environments is dead: it is in the other.
-            crate::devices::settle_environment(deps, &device, arn).await
+            let kept = Platform::of_arn(kept).map_or("unknown", Platform::environment);
+            (
+                crate::devices::settle_environment(deps, &device, arn, None).await,
+                Judged::Settled(kept),
+            )
         } else if device.active {
-            deps.store.deactivate_device(&device).await
+            let environment = device.metric_environment();
+            (
+                deps.store.deactivate_device(&device, failure).await,
+                Judged::Deactivated(environment),
+            )
+        } else if device.push.disabled
+            && device.push.last_error.as_ref().map(|e| &e.reason) != Some(&failure.reason)
+        {
+            (
+                deps.store.deactivate_device(&device, failure).await,
+                Judged::Recorded,
+            )
         } else {
             return Ok(None);
         };
-        match done {
-            Ok(true) if device.alternate_arn.is_some() => return Ok(Some(Judged::Settled)),
-            Ok(true) => return Ok(Some(Judged::Deactivated)),
-            Ok(false) | Err(PortError::Conflict(_)) => {}
-            Err(e) => return Err(e),
+        match verdict {
+            (Ok(true), judged) => return Ok(Some(judged)),
+            (Ok(false) | Err(PortError::Conflict(_)), _) => {}
+            (Err(e), _) => return Err(e),
         }
         backoff
             .after_conflict(format!("judging device {}", device.id))
@@ -209,6 +329,7 @@ mod tests {
                 event_type: EventType::DeliveryFailure,
                 endpoint_arn: arn.into(),
                 failure_type: Some("EndpointNotFound".into()),
+                failure_message: Some("Endpoint was not found".into()),
             })
         );
         for garbage in [

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::metrics;
-use crate::model::{DeviceKind, DeviceRecord, Platform};
+use crate::model::{DeviceKind, DeviceRecord, Platform, PushFailure};
 use crate::payload::{push_for, Priority, APNS_MAX_PAYLOAD_BYTES};
 use crate::ports::{KnockAdmission, LimitName, PortError, PublishError, Push};
 use crate::request::ApiRequest;
@@ -15,11 +15,16 @@ use crate::time::Micros;
 use crate::tokens::MAX_TOKEN_CHARS;
 use crate::Deps;
 
+/// The last error of a device whose endpoint a knock found disabled (SNS's
+/// error code; the delivery-failure event, if the feedback function gets
+/// it, carries the push service's own reason).
+pub const DISABLED_AT_PUBLISH: &str = "EndpointDisabled";
+
 /// Largest `data`, as compact UTF-8 JSON (a string's quotes included).
 pub const MAX_DATA_BYTES: usize = 1024;
 
 /// What happened to one knock; logged and returned for tests and metrics.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default)]
 pub struct Delivery {
     /// Devices SNS reported disabled (in every environment they have), and
     /// endpoints it reported gone (re-created, see [`reattach`]).
@@ -39,6 +44,10 @@ pub struct Delivery {
     /// (their endpoint re-created by someone else, say): not pushed, not
     /// judged.
     pub changed: usize,
+    /// Devices newly marked pushed today (their `push` object).
+    pub marked: usize,
+    /// The same, by app, APNs environment and reason (the metrics).
+    pub by_app: metrics::Tally,
 }
 
 /// What publishing to one device did.
@@ -46,8 +55,9 @@ pub struct Delivery {
 struct Sent {
     /// Its endpoint had to be re-created first (see [`reattach`]).
     reattached: bool,
-    /// Pushes handed to SNS: one per live endpoint.
-    pushes: usize,
+    /// The platforms of the endpoints SNS took the push at: one per live
+    /// endpoint.
+    pushed: Vec<Platform>,
     /// Of a device's two endpoints (environment unknown), the one SNS
     /// reported dead while the other took the push.
     dead: Option<String>,
@@ -129,8 +139,12 @@ pub async fn knock(deps: &Deps, req: &ApiRequest) -> Result<ApiResponse, ApiErro
         ],
         &[],
     );
+    let mut by_app = delivery.by_app;
+    by_app.add("KnocksAccepted", &[("App", &deps.settings.app)], 1);
+    by_app.emit("knock");
     tracing::info!(
         published = delivery.published,
+        marked = delivery.marked,
         deactivated = delivery.deactivated,
         failed = delivery.failed,
         priority = priority.as_str(),
@@ -192,8 +206,11 @@ pub async fn deliver(
     }
 
     let mut delivery = Delivery::default();
+    let app = deps.settings.app.as_str();
+    let today = crate::time::day_of(now);
     let mut dead = Vec::new();
     let mut settling = Vec::new();
+    let mut marks = Vec::new();
     let mut last_error = None;
     for (device, result) in active.iter().zip(results) {
         match result {
@@ -202,11 +219,20 @@ pub async fn deliver(
                 delivery.gone += usize::from(sent.reattached);
                 delivery.published += 1;
                 match device.kind {
-                    DeviceKind::Apns => delivery.published_apns += sent.pushes,
-                    DeviceKind::Gcm => delivery.published_fcm += sent.pushes,
+                    DeviceKind::Apns => delivery.published_apns += sent.pushed.len(),
+                    DeviceKind::Gcm => delivery.published_fcm += sent.pushed.len(),
                 }
-                if let Some(arn) = sent.dead {
-                    settling.push((*device, arn));
+                for platform in &sent.pushed {
+                    let at = [("App", app), ("Environment", platform.environment())];
+                    delivery.by_app.add("Pushes", &at, 1);
+                }
+                // Its `push` object shows it: a write the first time each
+                // day (or after it was re-enabled), none on the common path.
+                let mark = device.needs_mark(today).then_some(today);
+                match sent.dead {
+                    Some(arn) => settling.push((*device, arn, mark)),
+                    None if mark.is_some() => marks.push(*device),
+                    None => {}
                 }
             }
             Reached::Dead => {
@@ -218,6 +244,8 @@ pub async fn deliver(
             Reached::Changed => delivery.changed += 1,
             Reached::Failed(e) => {
                 delivery.failed += 1;
+                let at = [("App", app), ("Environment", device.metric_environment())];
+                delivery.by_app.add("PublishFailures", &at, 1);
                 tracing::warn!(device = %device.id, error = %e, "publish failed");
                 last_error = Some(e);
             }
@@ -226,23 +254,44 @@ pub async fn deliver(
     // Dead endpoints: stop pushing to them until the app registers again —
     // on condition that the device is still as listed (one re-registered
     // meanwhile has its endpoint enabled again, and stays active).
+    let failure = PushFailure {
+        at_us: now,
+        reason: DISABLED_AT_PUBLISH.into(),
+    };
     let deactivations: Vec<_> = dead
         .iter()
-        .map(|d| deps.store.deactivate_device(d))
+        .map(|d| deps.store.deactivate_device(d, &failure))
         .collect();
     // Devices of unknown environment with one dead endpoint: settled on the
     // other (a write only while a device's environment is unknown).
     let settlements = settling
         .iter()
-        .map(|(device, arn)| crate::devices::settle_environment(deps, device, arn));
-    let (deactivated, settled) = futures_util::future::join(
+        .map(|(device, arn, mark)| crate::devices::settle_environment(deps, device, arn, *mark));
+    let marked = marks.iter().map(|d| deps.store.mark_pushed(d, today));
+    let (deactivated, settled, marked) = futures_util::future::join3(
         futures_util::future::join_all(deactivations),
         futures_util::future::join_all(settlements),
+        futures_util::future::join_all(marked),
     )
     .await;
     for (device, result) in dead.iter().zip(deactivated) {
+        for arn in device.endpoints() {
+            let environment = Platform::of_arn(arn).map_or("unknown", Platform::environment);
+            let at = [
+                ("App", app),
+                ("Environment", environment),
+                ("Reason", DISABLED_AT_PUBLISH),
+            ];
+            delivery.by_app.add("EndpointsDisabled", &at, 1);
+        }
         match result {
-            Ok(done) => delivery.deactivated += usize::from(done),
+            Ok(done) => {
+                delivery.deactivated += usize::from(done);
+                let at = [("App", app), ("Environment", device.metric_environment())];
+                delivery
+                    .by_app
+                    .add("DevicesDeactivated", &at, usize::from(done));
+            }
             // Another request is writing the device right now: it is
             // changing, and the next knock decides on what it becomes.
             Err(PortError::Conflict(_)) => {}
@@ -251,11 +300,37 @@ pub async fn deliver(
             }
         }
     }
-    for ((device, _), result) in settling.iter().zip(settled) {
+    for ((device, arn, mark), result) in settling.iter().zip(settled) {
+        let environment = Platform::of_arn(arn).map_or("unknown", Platform::environment);
+        let at = [
+            ("App", app),
+            ("Environment", environment),
+            ("Reason", DISABLED_AT_PUBLISH),
+        ];
+        delivery.by_app.add("EndpointsDisabled", &at, 1);
         match result {
-            Ok(done) => delivery.settled += usize::from(done),
+            Ok(done) => {
+                delivery.settled += usize::from(done);
+                delivery.marked += usize::from(done && mark.is_some());
+                if let Some(kept) = device.survivor(arn).and_then(Platform::of_arn) {
+                    let at = [("App", app), ("Environment", kept.environment())];
+                    delivery
+                        .by_app
+                        .add("DevicesSettled", &at, usize::from(done));
+                }
+            }
             Err(e) => {
                 tracing::warn!(device = %device.id, error = %e, "could not settle a device's environment")
+            }
+        }
+    }
+    for (device, result) in marks.iter().zip(marked) {
+        match result {
+            Ok(done) => delivery.marked += usize::from(done),
+            // Changed meanwhile: the next knock marks it.
+            Err(PortError::Conflict(_)) => {}
+            Err(e) => {
+                tracing::warn!(device = %device.id, error = %e, "could not mark a device pushed")
             }
         }
     }
@@ -307,7 +382,7 @@ async fn publish_to(
         return match publish_at(deps, device, &device.endpoint_arn, &push).await {
             AtEndpoint::Sent(reattached) => Reached::Delivered(Sent {
                 reattached,
-                pushes: 1,
+                pushed: Platform::of_arn(&device.endpoint_arn).into_iter().collect(),
                 dead: None,
             }),
             AtEndpoint::Dead => Reached::Dead,
@@ -321,11 +396,12 @@ async fn publish_to(
     )
     .await;
     let results = [(first, &device.endpoint_arn), (second, alternate)];
-    let pushes = results
+    let pushed: Vec<Platform> = results
         .iter()
         .filter(|(r, _)| matches!(r, AtEndpoint::Sent(_)))
-        .count();
-    if pushes > 0 {
+        .filter_map(|(_, arn)| Platform::of_arn(arn))
+        .collect();
+    if !pushed.is_empty() {
         let reattached = results
             .iter()
             .any(|(r, _)| matches!(r, AtEndpoint::Sent(true)));
@@ -340,7 +416,7 @@ async fn publish_to(
         }
         return Reached::Delivered(Sent {
             reattached,
-            pushes,
+            pushed,
             dead,
         });
     }

@@ -69,6 +69,26 @@ pub struct Settings {
     /// The priority of a knock that names none (PROTOCOL.md: the operator's
     /// choice, `high` unless configured otherwise).
     pub default_priority: payload::Priority,
+    /// The app these ports serve: the `App` dimension of its metrics.
+    pub app: String,
+    /// Every app of the deployment by its platform applications' ARNs: the
+    /// `App` of an endpoint the feedback function hears about.
+    pub applications: Vec<(String, String)>,
+}
+
+impl Settings {
+    /// The app whose platform application made `endpoint_arn`
+    /// (`…:endpoint/APNS/<application>/<id>` of `…:app/APNS/<application>`);
+    /// `unknown` for one of no app of this deployment.
+    pub fn app_of_endpoint(&self, endpoint_arn: &str) -> &str {
+        let application = endpoint_arn
+            .rsplit_once('/')
+            .map(|(application, _)| application.replacen(":endpoint/", ":app/", 1));
+        self.applications
+            .iter()
+            .find(|(arn, _)| Some(arn) == application.as_ref())
+            .map_or("unknown", |(_, app)| app.as_str())
+    }
 }
 
 /// Sign-ups per source: at most so many per `window` from one network of
@@ -211,6 +231,8 @@ impl Default for Settings {
                 ipv6_48: 200,
             },
             publish_concurrency: 20,
+            app: "default".into(),
+            applications: Vec::new(),
         }
     }
 }

@@ -149,9 +149,147 @@ pub struct DeviceRecord {
     /// device is conditional on the version it was decided on and bumps it,
     /// so a decision made on a record that changed meanwhile never lands.
     pub version: u64,
+    /// What became of its pushes (its JSON's `push` object).
+    pub push: PushRecord,
+}
+
+/// What the service keeps of a device's pushes, for its owner to see why a
+/// push did or did not arrive (its JSON's `push` object; docs/SECURITY.md
+/// says why a day, not a time).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PushRecord {
+    /// The push service rejected its token and SNS disabled its endpoint:
+    /// the device is inactive (`active` false) until its app registers it
+    /// again, gets a new token or SNS enables the endpoint again. An
+    /// owner's own `active` overrides it.
+    pub disabled: bool,
+    /// A push was handed to SNS since it was registered with this token,
+    /// turned on again or re-enabled (state `ok`; else `unconfirmed`).
+    pub confirmed: bool,
+    /// The UTC day (days since the epoch) of the last push handed to SNS.
+    pub last_push_day: Option<i64>,
+    /// The last failure the push service reported.
+    pub last_error: Option<PushFailure>,
+}
+
+/// A failure the push service reported for a device: when, and SNS's words
+/// (a delivery-failure event's type and message, or `EndpointDisabled` when
+/// a knock found its endpoint disabled).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushFailure {
+    pub at_us: Micros,
+    pub reason: String,
+}
+
+/// A device's push state, as its owner sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushState {
+    /// A push was handed to SNS and nothing failed since.
+    Ok,
+    /// Registered (or re-enabled), never pushed since.
+    Unconfirmed,
+    /// The push service rejected it (see `last_error`).
+    Disabled,
+    /// Turned off by its owner.
+    Inactive,
+}
+
+impl PushState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushState::Ok => "ok",
+            PushState::Unconfirmed => "unconfirmed",
+            PushState::Disabled => "disabled",
+            PushState::Inactive => "inactive",
+        }
+    }
 }
 
 impl DeviceRecord {
+    /// Its push state: its owner's `inactive` first, then the push
+    /// service's `disabled`.
+    pub fn push_state(&self) -> PushState {
+        match (self.active, self.push.disabled, self.push.confirmed) {
+            (false, true, _) => PushState::Disabled,
+            (false, false, _) => PushState::Inactive,
+            (true, _, true) => PushState::Ok,
+            (true, _, false) => PushState::Unconfirmed,
+        }
+    }
+
+    /// Its APNs environment as its owner sees it (`None` for FCM):
+    /// `unknown` while it has an endpoint in both.
+    pub fn environment(&self) -> Option<&'static str> {
+        if self.kind != DeviceKind::Apns {
+            return None;
+        }
+        Some(
+            match (&self.alternate_arn, Platform::of_arn(&self.endpoint_arn)) {
+                (None, Some(platform)) => platform.environment(),
+                _ => "unknown",
+            },
+        )
+    }
+
+    /// The environment dimension of its metrics: its APNs environment
+    /// (`unknown` while it has two endpoints), or `fcm`.
+    pub fn metric_environment(&self) -> &'static str {
+        self.environment().unwrap_or("fcm")
+    }
+
+    /// As an owner's or app's write leaves it, from `old` as read: `active`
+    /// is what the request sent (if anything), `new_token` whether it moves
+    /// to another push token. The owner's `active` overrides the push
+    /// service's verdict; a new token starts afresh (on again if only the
+    /// push service had turned it off, its last error the old token's);
+    /// turned on again it is unconfirmed until pushed, keeping its last
+    /// error.
+    pub fn written_by_owner(&mut self, old: &DeviceRecord, active: Option<bool>, new_token: bool) {
+        match active {
+            Some(active) => {
+                self.active = active;
+                self.push.disabled = false;
+            }
+            None if new_token && old.push.disabled => {
+                self.active = true;
+                self.push.disabled = false;
+            }
+            None => {}
+        }
+        self.push.confirmed = old.push.confirmed && old.active && self.active && !new_token;
+        if new_token {
+            self.push.last_error = None;
+        }
+    }
+
+    /// What [`crate::ports::DeviceStore::deactivate_device`] makes of it.
+    pub fn disable(&mut self, failure: &PushFailure) {
+        self.active = false;
+        self.push.disabled = true;
+        self.push.confirmed = false;
+        self.push.last_error = Some(failure.clone());
+    }
+
+    /// What [`crate::ports::DeviceStore::mark_pushed`] makes of it.
+    pub fn pushed_on(&mut self, day: i64) {
+        self.push.confirmed = true;
+        self.push.last_push_day = Some(day);
+    }
+
+    /// Whether a push handed to SNS on `day` changes what it shows (else
+    /// nothing is written: one write per device per day at most, and none
+    /// on a knock's common path).
+    pub fn needs_mark(&self, day: i64) -> bool {
+        !self.push.confirmed || self.push.last_push_day != Some(day)
+    }
+
+    /// What [`crate::ports::DeviceStore::reenable_device`] makes of it.
+    pub fn reenable(&mut self) {
+        self.active = true;
+        self.push.disabled = false;
+        self.push.confirmed = false;
+    }
+
     /// Its endpoints: one, or two while its APNs environment is unknown.
     pub fn endpoints(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.endpoint_arn.as_str()).chain(self.alternate_arn.as_deref())

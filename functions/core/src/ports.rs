@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, Platform, PushTokenClaim, TokenRecord,
+    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, Platform, PushFailure, PushTokenClaim,
+    TokenRecord,
 };
 use crate::time::Micros;
 use crate::Limit;
@@ -257,14 +258,33 @@ pub trait DeviceStore: Send + Sync {
     /// read a moment late.
     async fn devices_by_endpoint(&self, endpoint_arn: &str)
         -> Result<Vec<DeviceRecord>, PortError>;
-    /// Marks an active device inactive, on condition that it is still at
+    /// The push service rejected the device's token: it becomes inactive,
+    /// `disabled`, with `failure` as its last error
+    /// ([`DeviceRecord::disable`]), on condition that it is still at
     /// `device.version`; `false` when it is gone or changed meanwhile.
-    async fn deactivate_device(&self, device: &DeviceRecord) -> Result<bool, PortError>;
+    async fn deactivate_device(
+        &self,
+        device: &DeviceRecord,
+        failure: &PushFailure,
+    ) -> Result<bool, PortError>;
+    /// A push was handed to SNS for it on `day` ([`DeviceRecord::pushed_on`]),
+    /// on condition that it is still at `device.version`; `false` when it is
+    /// gone or changed meanwhile.
+    async fn mark_pushed(&self, device: &DeviceRecord, day: i64) -> Result<bool, PortError>;
+    /// SNS enabled its endpoint again: active, unconfirmed
+    /// ([`DeviceRecord::reenable`]), on condition that it is still at
+    /// `device.version`; `false` when it is gone or changed meanwhile.
+    async fn reenable_device(&self, device: &DeviceRecord) -> Result<bool, PortError>;
     /// A device with two endpoints (APNs environment unknown) keeps the one
-    /// that is not `dead_arn`, on condition that it is still at
+    /// that is not `dead_arn` — and, with `pushed_on`, is marked pushed that
+    /// day in the same write — on condition that it is still at
     /// `device.version`; `false` when it changed meanwhile.
-    async fn drop_endpoint(&self, device: &DeviceRecord, dead_arn: &str)
-        -> Result<bool, PortError>;
+    async fn drop_endpoint(
+        &self,
+        device: &DeviceRecord,
+        dead_arn: &str,
+        pushed_on: Option<i64>,
+    ) -> Result<bool, PortError>;
 }
 
 /// Whitelist tokens.

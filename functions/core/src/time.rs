@@ -11,6 +11,16 @@ pub fn format_timestamp(us: Micros) -> String {
     dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
+/// The UTC day (days since the epoch) a stored time falls on.
+pub fn day_of(us: Micros) -> i64 {
+    us.div_euclid(86_400_000_000)
+}
+
+/// A UTC day (days since the epoch) as `YYYY-MM-DD`.
+pub fn format_day(day: i64) -> String {
+    format_timestamp(day.saturating_mul(86_400_000_000))[..10].to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -25,5 +35,12 @@ mod tests {
             format_timestamp(1_526_154_499_000_000),
             "2018-05-12T19:48:19.000000Z"
         );
+    }
+
+    #[test]
+    fn days_are_utc_dates() {
+        assert_eq!(day_of(1_526_154_499_888_451), 17_663);
+        assert_eq!(format_day(17_663), "2018-05-12");
+        assert_eq!(format_day(day_of(-1)), "1969-12-31");
     }
 }

@@ -40,6 +40,7 @@ pub async fn handle(deps: &Deps, event: &Value) -> Result<Value, lambda_runtime:
                 deactivated,
                 settled,
             } => json!({"deactivated": deactivated, "settled": settled}),
+            Outcome::Reenabled { reenabled } => json!({"reenabled": reenabled}),
             Outcome::Ignored => json!({"ignored": true}),
             Outcome::Malformed(reason) => json!({"dropped": reason}),
         })
@@ -95,6 +96,7 @@ mod tests {
             endpoint_arn: arn.clone(),
             alternate_arn: None,
             version: 1,
+            push: Default::default(),
         });
         arn
     }
@@ -149,6 +151,7 @@ mod tests {
             endpoint_arn: production.clone(),
             alternate_arn: Some(sandbox.clone()),
             version: 1,
+            push: Default::default(),
         });
         // APNs rejects the token in production: a development build.
         w.push.disable(&production);

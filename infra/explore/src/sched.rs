@@ -16,7 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use push_core::feedback::EventType;
 use push_core::model::{
-    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, Platform, PushTokenClaim, TokenRecord,
+    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, Platform, PushFailure, PushTokenClaim,
+    TokenRecord,
 };
 use push_core::ports::{
     AccountStore, Admission, ClaimChange, CreateAccountError, DeviceRemoval, DeviceStore,
@@ -688,13 +689,41 @@ impl DeviceStore for SchedStore {
             .await;
         r.map(|ds| self.tap.shuffle_devices(ds))
     }
-    async fn deactivate_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
+    async fn deactivate_device(
+        &self,
+        device: &DeviceRecord,
+        failure: &PushFailure,
+    ) -> Result<bool, PortError> {
         self.tap
             .call(
                 "deactivate_device",
                 dev(device),
                 true,
-                self.inner.deactivate_device(device),
+                self.inner.deactivate_device(device, failure),
+                |i| Err(port_error(i)),
+                |r| (res(r), CallDetail::None),
+            )
+            .await
+    }
+    async fn mark_pushed(&self, device: &DeviceRecord, day: i64) -> Result<bool, PortError> {
+        self.tap
+            .call(
+                "mark_pushed",
+                format!("{} day {day}", dev(device)),
+                true,
+                self.inner.mark_pushed(device, day),
+                |i| Err(port_error(i)),
+                |r| (res(r), CallDetail::None),
+            )
+            .await
+    }
+    async fn reenable_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
+        self.tap
+            .call(
+                "reenable_device",
+                dev(device),
+                true,
+                self.inner.reenable_device(device),
                 |i| Err(port_error(i)),
                 |r| (res(r), CallDetail::None),
             )
@@ -704,13 +733,14 @@ impl DeviceStore for SchedStore {
         &self,
         device: &DeviceRecord,
         dead_arn: &str,
+        pushed_on: Option<i64>,
     ) -> Result<bool, PortError> {
         self.tap
             .call(
                 "drop_endpoint",
                 format!("{} dead {dead_arn}", dev(device)),
                 true,
-                self.inner.drop_endpoint(device, dead_arn),
+                self.inner.drop_endpoint(device, dead_arn, pushed_on),
                 |i| Err(port_error(i)),
                 |r| {
                     let detail = match r {

@@ -2,7 +2,7 @@
 //! item is still at the version a decision was made on.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use push_core::model::{DeviceKind, DeviceRecord};
+use push_core::model::{DeviceKind, DeviceRecord, PushFailure, PushRecord};
 use push_core::time::Micros;
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,22 @@ pub(super) struct DeviceItem {
     pub(super) device_version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) device_writer: Option<String>,
+    /// `PushRecord`, flat; absent on items stored before devices had one
+    /// (read as never pushed, nothing failed).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub(super) push_disabled: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub(super) push_confirmed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) last_push_day: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) last_error_us: Option<Micros>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) last_error_reason: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Serialize, Deserialize)]
@@ -68,6 +84,15 @@ impl From<DeviceItem> for DeviceRecord {
             endpoint_arn: i.endpoint_arn,
             alternate_arn: i.alternate_arn,
             version: i.device_version,
+            push: PushRecord {
+                disabled: i.push_disabled,
+                confirmed: i.push_confirmed,
+                last_push_day: i.last_push_day,
+                last_error: i.last_error_us.map(|at_us| PushFailure {
+                    at_us,
+                    reason: i.last_error_reason.unwrap_or_default(),
+                }),
+            },
         }
     }
 }
@@ -95,6 +120,11 @@ impl DeviceItem {
             endpoint_arn: d.endpoint_arn.clone(),
             device_version: d.version + 1,
             device_writer: None,
+            push_disabled: d.push.disabled,
+            push_confirmed: d.push.confirmed,
+            last_push_day: d.push.last_push_day,
+            last_error_us: d.push.last_error.as_ref().map(|e| e.at_us),
+            last_error_reason: d.push.last_error.as_ref().map(|e| e.reason.clone()),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
-use push_core::model::{DeviceKind, DeviceRecord, PushTokenClaim};
+use push_core::model::{DeviceKind, DeviceRecord, PushFailure, PushTokenClaim};
 use push_core::ports::{DeviceRemoval, DeviceStore, DeviceWrite, PortError, WriteConflict};
 
 use super::device_items::{at_version, next_version, ClaimItem, DeviceItem, VERSION, WRITER};
@@ -191,29 +191,69 @@ impl DeviceStore for DynamoStore {
         }
         Ok(devices)
     }
-    async fn deactivate_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
-        if !device.active {
-            return Ok(false);
-        }
-        let values = vec![(":false", AttributeValue::Bool(false))];
-        self.update_device(device, "#active = :false", None, values)
-            .await
+    async fn deactivate_device(
+        &self,
+        device: &DeviceRecord,
+        failure: &PushFailure,
+    ) -> Result<bool, PortError> {
+        let values = vec![
+            (":false", AttributeValue::Bool(false)),
+            (":true", AttributeValue::Bool(true)),
+            (":at", AttributeValue::N(failure.at_us.to_string())),
+            (":reason", s(&failure.reason)),
+        ];
+        self.update_device(
+            device,
+            "#active = :false, push_disabled = :true, last_error_us = :at, \
+             last_error_reason = :reason",
+            Some("push_confirmed"),
+            values,
+        )
+        .await
+    }
+    async fn mark_pushed(&self, device: &DeviceRecord, day: i64) -> Result<bool, PortError> {
+        let (set, values) = pushed_on(day);
+        self.update_device(device, set, None, values).await
+    }
+    async fn reenable_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
+        let values = vec![(":true", AttributeValue::Bool(true))];
+        self.update_device(
+            device,
+            "#active = :true",
+            Some("push_disabled, push_confirmed"),
+            values,
+        )
+        .await
     }
     async fn drop_endpoint(
         &self,
         device: &DeviceRecord,
         dead_arn: &str,
+        pushed: Option<i64>,
     ) -> Result<bool, PortError> {
         let Some(keep) = device.survivor(dead_arn) else {
             return Ok(false);
         };
-        let values = vec![(":keep", s(keep)), (":index", s(keys::endpoint(keep)))];
-        self.update_device(
-            device,
-            "endpoint_arn = :keep, gsi1pk = :index",
-            Some("alternate_arn, gsi2pk, gsi2sk"),
-            values,
-        )
-        .await
+        let mut set = "endpoint_arn = :keep, gsi1pk = :index".to_string();
+        let mut values = vec![(":keep", s(keep)), (":index", s(keys::endpoint(keep)))];
+        if let Some(day) = pushed {
+            let (more, more_values) = pushed_on(day);
+            set.push_str(", ");
+            set.push_str(more);
+            values.extend(more_values);
+        }
+        self.update_device(device, &set, Some("alternate_arn, gsi2pk, gsi2sk"), values)
+            .await
     }
+}
+
+/// The `SET` clause (and its values) of `DeviceRecord::pushed_on(day)`.
+fn pushed_on(day: i64) -> (&'static str, Vec<(&'static str, AttributeValue)>) {
+    (
+        "push_confirmed = :pushed, last_push_day = :day",
+        vec![
+            (":pushed", AttributeValue::Bool(true)),
+            (":day", AttributeValue::N(day.to_string())),
+        ],
+    )
 }

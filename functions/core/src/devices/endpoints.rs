@@ -252,13 +252,15 @@ pub(super) async fn delete_dropped_endpoints(
 /// (`knock::reattach`; docs/ARCHITECTURE.md, "Concurrency"). `false` when
 /// the device changed meanwhile: the record is not this call's to settle,
 /// but if the change settled it away from `dead_arn`, that endpoint goes as
-/// above.
+/// above. `pushed_on`: a knock's push reached its other endpoint that day,
+/// recorded in the same write.
 pub(crate) async fn settle_environment(
     deps: &Deps,
     device: &DeviceRecord,
     dead_arn: &str,
+    pushed_on: Option<i64>,
 ) -> Result<bool, PortError> {
-    let dropped = match deps.store.drop_endpoint(device, dead_arn).await {
+    let dropped = match deps.store.drop_endpoint(device, dead_arn, pushed_on).await {
         Err(PortError::Unavailable(e)) => {
             // Its answer may be lost after it applied (the explorer found
             // the dead endpoint left behind so): read back.

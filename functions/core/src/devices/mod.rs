@@ -28,7 +28,7 @@ use crate::ports::{ClaimChange, DeviceRemoval};
 use crate::request::ApiRequest;
 use crate::response::ApiResponse;
 use crate::retry::{deadline_of, retry_conflicts};
-use crate::time::format_timestamp;
+use crate::time::{format_day, format_timestamp};
 use crate::Deps;
 
 pub fn device_json(device: &DeviceRecord) -> Value {
@@ -39,7 +39,26 @@ pub fn device_json(device: &DeviceRecord) -> Value {
         "device_id": device.device_id,
         "active": device.active,
         "date_created": format_timestamp(device.created_us),
+        "push": push_json(device),
     })
+}
+
+/// A device's `push` object: why a push did or did not arrive. Nested, so
+/// that no client meets a new top-level key (Android's Gson would put a
+/// `type` into its `Device.type`); `environment` for APNs devices only.
+fn push_json(device: &DeviceRecord) -> Value {
+    let mut push = json!({
+        "state": device.push_state().as_str(),
+        "last_error": device.push.last_error.as_ref().map(|e| json!({
+            "at": format_timestamp(e.at_us),
+            "reason": e.reason,
+        })),
+        "last_push_day": device.push.last_push_day.map(format_day),
+    });
+    if let Some(environment) = device.environment() {
+        push["environment"] = json!(environment);
+    }
+    push
 }
 
 /// `GET device/<kind>/`: page object of the caller's devices of that kind.
@@ -128,7 +147,7 @@ async fn register_attempt(
         // endpoints re-enabled), on condition that it is still as read.
         let old = device.clone();
         apply_optional(&mut device, input);
-        device.active = input.active.unwrap_or(true);
+        device.written_by_owner(&old, Some(input.active.unwrap_or(true)), false);
         let settled = match input.environment {
             Some(_) => None,
             None => settled_platform(deps, &device).await?,
@@ -175,6 +194,7 @@ async fn register_attempt(
         endpoint_arn,
         alternate_arn,
         version: 0,
+        push: Default::default(),
     };
     let write = device_write(deps, caller, device.clone(), true, claim_change);
     made.made(&device);
@@ -263,16 +283,14 @@ async fn update_attempt(
 ) -> Result<ApiResponse, ApiError> {
     let mut device = own_device(deps, &caller.account_id, kind, id).await?;
     let old = device.clone();
-    apply_optional(&mut device, input);
-    if let Some(active) = input.active {
-        device.active = active;
-    }
-    let mut write = device_write(deps, caller, device, false, ClaimChange::Keep);
-    let mut holder = None;
     let new_token = input
         .registration_id
         .clone()
         .filter(|t| *t != old.registration_id);
+    apply_optional(&mut device, input);
+    device.written_by_owner(&old, input.active, new_token.is_some());
+    let mut write = device_write(deps, caller, device, false, ClaimChange::Keep);
+    let mut holder = None;
     // A new push token (its environment unknown again, unless named), or the
     // same one with its APNs environment named: the endpoints are chosen anew.
     if new_token.is_some() || input.environment.is_some() {

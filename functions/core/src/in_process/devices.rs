@@ -236,6 +236,7 @@ async fn a_claim_taken_meanwhile_makes_the_registration_read_again_and_take_it_o
                 endpoint_arn: "arn:memory:sns:endpoint/elsewhere".into(),
                 alternate_arn: None,
                 version: 1,
+                push: Default::default(),
             })
         })
     });

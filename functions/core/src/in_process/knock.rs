@@ -6,6 +6,7 @@ use super::{answer, apns_token, register, request, token_for};
 use crate::knock::Delivery;
 use crate::model::DeviceKind;
 use crate::payload::Priority;
+use crate::ports::Clock;
 use crate::testing::{Fault, MemoryPush, World};
 use crate::{Limit, Settings};
 
@@ -358,4 +359,57 @@ async fn a_push_larger_than_apns_takes_is_never_sent() {
         crate::knock::deliver(&s.world.deps, &s.token, &data, Priority::High, i64::MAX).await;
     assert_eq!(result.unwrap_err().status(), 500);
     assert!(s.world.push.published().is_empty());
+}
+
+#[tokio::test]
+async fn a_device_is_marked_pushed_once_a_day_and_the_common_path_writes_nothing() {
+    let s = setup(1, 1).await;
+    let versions = |w: &World| -> Vec<u64> {
+        let mut v: Vec<(String, u64)> = w
+            .store
+            .devices()
+            .into_iter()
+            .map(|d| (d.id, d.version))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, v)| v).collect()
+    };
+    let registered = versions(&s.world);
+    let today = crate::time::day_of(s.world.clock.now_us());
+    assert_eq!(deliver(&s, Priority::High).await.marked, 2);
+    assert!(s
+        .world
+        .store
+        .devices()
+        .iter()
+        .all(|d| d.push.confirmed && d.push.last_push_day == Some(today)));
+    let marked = versions(&s.world);
+    assert_eq!(marked, registered.iter().map(|v| v + 1).collect::<Vec<_>>());
+    // The same day again: not one device write.
+    for _ in 0..3 {
+        s.world.clock.advance(61_000_000);
+        assert_eq!(deliver(&s, Priority::High).await.marked, 0);
+    }
+    assert_eq!(versions(&s.world), marked);
+    // The next day: once more.
+    s.world.clock.advance(86_400_000_000);
+    assert_eq!(deliver(&s, Priority::High).await.marked, 2);
+    assert!(s
+        .world
+        .store
+        .devices()
+        .iter()
+        .all(|d| d.push.last_push_day == Some(today + 1)));
+}
+
+#[tokio::test]
+async fn a_failed_mark_loses_nothing_but_the_mark() {
+    let s = setup(1, 0).await;
+    s.world.store.fail("mark_pushed", Fault::Unavailable, 1);
+    let delivery = deliver(&s, Priority::High).await;
+    assert_eq!((delivery.published, delivery.marked), (1, 0));
+    assert!(!s.world.store.devices()[0].push.confirmed);
+    // The next knock marks it.
+    s.world.clock.advance(61_000_000);
+    assert_eq!(deliver(&s, Priority::High).await.marked, 1);
 }

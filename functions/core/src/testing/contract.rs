@@ -9,7 +9,9 @@
 //! lag (`devices_by_endpoint` reads the table at once), TTL, and lost
 //! answers (its writes never fail after applying).
 
-use crate::model::{AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushTokenClaim};
+use crate::model::{
+    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushFailure, PushTokenClaim,
+};
 use crate::ports::{ClaimChange, DeviceRemoval, DeviceWrite, Store, WriteConflict};
 use crate::Limit;
 
@@ -59,6 +61,7 @@ fn device(owner: &str, token: &str) -> DeviceRecord {
         endpoint_arn: format!("arn:aws:sns:us-east-1:1:endpoint/APNS/app/{}", fresh()),
         alternate_arn: None,
         version: 0,
+        push: Default::default(),
     }
 }
 
@@ -142,7 +145,7 @@ pub async fn run(store: &dyn Store) -> Vec<Failure> {
         release_checks_the_claim(store)
     );
     scenario!(
-        "in-place updates of a changed device do nothing",
+        "in-place updates of a changed device do nothing; of the current one, what the record says",
         stale_updates(store)
     );
     scenario!(
@@ -353,12 +356,24 @@ async fn stale_updates(store: &dyn Store) -> Result<(), String> {
         .map_err(|e| format!("rename: {e}"))?;
     let e = |r: Result<bool, crate::ports::PortError>| r.map_err(|e| e.to_string());
     let alternate = first.alternate_arn.clone().unwrap_or_default();
+    let failure = PushFailure {
+        at_us: 7,
+        reason: "EndpointDisabled".into(),
+    };
     expect(
-        !e(store.deactivate_device(&first).await)?,
+        !e(store.deactivate_device(&first, &failure).await)?,
         "deactivated a changed device",
     )?;
     expect(
-        !e(store.drop_endpoint(&first, &alternate).await)?,
+        !e(store.mark_pushed(&first, 3).await)?,
+        "marked a changed device pushed",
+    )?;
+    expect(
+        !e(store.reenable_device(&first).await)?,
+        "re-enabled a changed device",
+    )?;
+    expect(
+        !e(store.drop_endpoint(&first, &alternate, None).await)?,
         "settled a changed device",
     )?;
     expect(
@@ -372,18 +387,50 @@ async fn stale_updates(store: &dyn Store) -> Result<(), String> {
     )?;
     // At the current version each lands, and bumps it.
     expect(
-        e(store.drop_endpoint(&now, &alternate).await)?,
+        e(store.drop_endpoint(&now, &alternate, Some(5)).await)?,
         "settling at the current version",
     )?;
     let settled = read(store, &now).await?;
+    // The sandbox endpoint dead: it keeps its production one.
+    let mut expected = now.clone();
+    expected.alternate_arn = None;
+    expected.pushed_on(5);
     expect(
-        settled.alternate_arn.is_none() && settled.version == now.version + 1,
-        "settled and bumped",
+        settled
+            == DeviceRecord {
+                version: now.version + 1,
+                ..expected
+            },
+        "settled, marked pushed and bumped",
     )?;
-    expect(
-        e(store.deactivate_device(&settled).await)?,
-        "deactivating at the current version",
-    )
+    // Each push change lands as `DeviceRecord` says, and bumps the version.
+    let mut at = settled;
+    for step in 0..3 {
+        let mut expected = at.clone();
+        let (what, landed) = match step {
+            0 => {
+                expected.disable(&failure);
+                ("deactivating", store.deactivate_device(&at, &failure).await)
+            }
+            1 => {
+                expected.reenable();
+                ("re-enabling", store.reenable_device(&at).await)
+            }
+            _ => {
+                expected.pushed_on(6);
+                ("marking pushed", store.mark_pushed(&at, 6).await)
+            }
+        };
+        expect(e(landed)?, &format!("{what} at the current version"))?;
+        expected.version += 1;
+        let stored = read(store, &at).await?;
+        expect(
+            stored == expected,
+            &format!("{what}: stored {stored:?}, expected {expected:?}"),
+        )?;
+        at = stored;
+    }
+    Ok(())
 }
 
 async fn stale_delete(store: &dyn Store) -> Result<(), String> {

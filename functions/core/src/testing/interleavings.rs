@@ -631,7 +631,7 @@ async fn settling_spares_an_adopted_endpoint(rig: &Rig) -> Outcome {
         let reply = register(&deps, &bob_key, json!({ "registration_id": t })).await;
         *b.lock().unwrap_or_else(|e| e.into_inner()) = Some(reply);
     });
-    let settled = crate::devices::settle_environment(&rig.deps, &hers, &dead)
+    let settled = crate::devices::settle_environment(&rig.deps, &hers, &dead, None)
         .await
         .map_err(|e| e.to_string())?;
     if !settled {
@@ -684,6 +684,7 @@ async fn feedback_judges_a_renamed_device_again(rig: &Rig) -> Outcome {
         event_type: crate::feedback::EventType::DeliveryFailure,
         endpoint_arn: arn,
         failure_type: None,
+        failure_message: None,
     };
     let outcome = crate::feedback::handle(&rig.deps, &event)
         .await

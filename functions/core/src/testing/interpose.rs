@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 
 use crate::model::{
-    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, Platform, PushTokenClaim, TokenRecord,
+    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, Platform, PushFailure, PushTokenClaim,
+    TokenRecord,
 };
 use crate::ports::{
     AccountStore, Admission, CreateAccountError, DeviceRemoval, DeviceStore, DeviceWrite,
@@ -210,15 +211,26 @@ impl<P: DeviceStore + ?Sized> DeviceStore for Interposed<P> {
     ) -> Result<Vec<DeviceRecord>, PortError> {
         through!(self.devices_by_endpoint(endpoint_arn))
     }
-    async fn deactivate_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
-        through!(self.deactivate_device(device))
+    async fn deactivate_device(
+        &self,
+        device: &DeviceRecord,
+        failure: &PushFailure,
+    ) -> Result<bool, PortError> {
+        through!(self.deactivate_device(device, failure))
+    }
+    async fn mark_pushed(&self, device: &DeviceRecord, day: i64) -> Result<bool, PortError> {
+        through!(self.mark_pushed(device, day))
+    }
+    async fn reenable_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
+        through!(self.reenable_device(device))
     }
     async fn drop_endpoint(
         &self,
         device: &DeviceRecord,
         dead_arn: &str,
+        pushed_on: Option<i64>,
     ) -> Result<bool, PortError> {
-        through!(self.drop_endpoint(device, dead_arn))
+        through!(self.drop_endpoint(device, dead_arn, pushed_on))
     }
 }
 

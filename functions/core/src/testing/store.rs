@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::{Fault, Faults, Script};
 use crate::model::{
-    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushTokenClaim, TokenRecord,
+    AccountRecord, ApiKeyRecord, DeviceKind, DeviceRecord, PushFailure, PushTokenClaim, TokenRecord,
 };
 use crate::ports::{
     ClaimChange, DeviceRemoval, DeviceStore, DeviceWrite, LimitKey, PortError, WriteConflict,
@@ -331,19 +331,33 @@ impl DeviceStore for MemoryStore {
             .cloned()
             .collect())
     }
-    async fn deactivate_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
+    async fn deactivate_device(
+        &self,
+        device: &DeviceRecord,
+        failure: &PushFailure,
+    ) -> Result<bool, PortError> {
         self.call("deactivate_device").await?;
-        if !device.active {
-            return Ok(false);
-        }
         Ok(update_at_version(&mut self.tables(), device, |d| {
-            d.active = false
+            d.disable(failure)
+        }))
+    }
+    async fn mark_pushed(&self, device: &DeviceRecord, day: i64) -> Result<bool, PortError> {
+        self.call("mark_pushed").await?;
+        Ok(update_at_version(&mut self.tables(), device, |d| {
+            d.pushed_on(day)
+        }))
+    }
+    async fn reenable_device(&self, device: &DeviceRecord) -> Result<bool, PortError> {
+        self.call("reenable_device").await?;
+        Ok(update_at_version(&mut self.tables(), device, |d| {
+            d.reenable()
         }))
     }
     async fn drop_endpoint(
         &self,
         device: &DeviceRecord,
         dead_arn: &str,
+        pushed_on: Option<i64>,
     ) -> Result<bool, PortError> {
         self.call("drop_endpoint").await?;
         let Some(keep) = device.survivor(dead_arn) else {
@@ -352,6 +366,9 @@ impl DeviceStore for MemoryStore {
         Ok(update_at_version(&mut self.tables(), device, |d| {
             d.endpoint_arn = keep.to_string();
             d.alternate_arn = None;
+            if let Some(day) = pushed_on {
+                d.pushed_on(day);
+            }
         }))
     }
 }
