@@ -110,6 +110,22 @@ async fn a_device_is_unconfirmed_until_a_knock_reaches_it_then_ok_on_that_day() 
     // The lists show the same objects.
     let list = o.api.get("device/apns/", Some(&o.account.key)).await;
     assert_eq!(list.json["results"][0]["push"], o.iphone_push().await);
+    // The Android SDK's PUT echoes the device back, `push` object and all:
+    // a read-only key, ignored.
+    let mut echo = o.android.clone();
+    echo["push"] = json!({"state": "disabled", "last_error": {"at": "x", "reason": "y"}});
+    let r = o
+        .api
+        .send(
+            "PUT",
+            &format!("device/gcm/{}/", id(&o.android)),
+            Some(&o.account.key),
+            Body::Json(echo),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["push"]["state"], "ok");
+    assert_eq!(r.json["push"]["last_error"], Value::Null);
     // A second knock the same day changes nothing the owner sees.
     let seen = o.iphone_push().await;
     assert_eq!(o.api.knock(&o.whitelist, json!({})).await.status, 202);

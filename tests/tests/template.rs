@@ -336,3 +336,134 @@ fn the_source_key_is_a_generated_secret_only_the_register_function_reads() {
     }
     assert_eq!(readers, ["RegisterFunction"]);
 }
+
+/// The `ChatSecurePush` metrics a dashboard body charts, each with its
+/// dimension set: from its SEARCH expressions (`{ChatSecurePush,<dims>}
+/// … MetricName="<name>"`) and its plain metric rows (`["ChatSecurePush",
+/// "<name>", "<dim>", "<value>", …]`).
+fn charted(body: &serde_json::Value) -> BTreeSet<(String, Vec<String>)> {
+    let mut found = BTreeSet::new();
+    for widget in body["widgets"].as_array().expect("widgets") {
+        let Some(rows) = widget["properties"]["metrics"].as_array() else {
+            continue;
+        };
+        for row in rows {
+            let row = row.as_array().expect("a metric row");
+            if let Some(expression) = row.iter().find_map(|c| c["expression"].as_str()) {
+                let Some((_, schema)) = expression.split_once("{ChatSecurePush,") else {
+                    assert!(
+                        !expression.contains("ChatSecurePush"),
+                        "an expression this test cannot read: {expression}"
+                    );
+                    continue;
+                };
+                let (dims, rest) = schema.split_once('}').expect("a SEARCH schema");
+                let (_, name) = rest
+                    .split_once("MetricName=\"")
+                    .unwrap_or_else(|| panic!("{expression} names no metric"));
+                let name = name.split('"').next().unwrap_or_default();
+                let dims = dims.split(',').map(|d| d.trim().to_string()).collect();
+                found.insert((name.to_string(), dims));
+            } else if row.first().and_then(|c| c.as_str()) == Some("ChatSecurePush") {
+                let name = row[1].as_str().expect("a metric name").to_string();
+                let dims = row[2..]
+                    .iter()
+                    .filter_map(|c| c.as_str())
+                    .step_by(2)
+                    .map(str::to_string)
+                    .collect();
+                found.insert((name, dims));
+            }
+        }
+    }
+    found
+}
+
+/// The dashboard charts what the code emits: every `ChatSecurePush` metric it
+/// shows, with the dimensions it shows it by, is in the code's catalogue
+/// (which a debug assertion holds every emitted line to), and every
+/// per-app metric of the catalogue is on it. So are the API's 4xx, 5xx and
+/// latency and every function's throttles; and each alarm on a custom
+/// metric watches one the code emits.
+#[test]
+fn the_dashboard_charts_exactly_what_the_code_emits() {
+    let tpl = template();
+    let dashboard = &tpl["Resources"]["PushDashboard"];
+    assert_eq!(dashboard["Type"], "AWS::CloudWatch::Dashboard");
+    let body = tagged(&dashboard["Properties"]["DashboardBody"], "Sub")
+        .as_str()
+        .expect("a !Sub of the JSON body");
+    let body: serde_json::Value = serde_json::from_str(body).expect("the body is JSON");
+    let catalogue: BTreeSet<(String, Vec<String>)> = push_core::metrics::CATALOGUE
+        .iter()
+        .map(|(name, dims)| {
+            (
+                name.to_string(),
+                dims.iter().map(|d| d.to_string()).collect(),
+            )
+        })
+        .collect();
+    let charted = charted(&body);
+    assert!(!charted.is_empty());
+    for metric in &charted {
+        assert!(
+            catalogue.contains(metric),
+            "charted but never emitted: {metric:?}"
+        );
+    }
+    for metric in &catalogue {
+        if metric.1.iter().any(|d| d == "App") {
+            assert!(
+                charted.contains(metric),
+                "emitted by app but not charted: {metric:?}"
+            );
+        }
+    }
+    let text = body.to_string();
+    for needle in [
+        r#"["AWS/ApiGateway","4xx","ApiId","${PushApi}""#,
+        r#"["AWS/ApiGateway","5xx","ApiId","${PushApi}""#,
+        r#"["AWS/ApiGateway","Latency","ApiId","${PushApi}""#,
+    ] {
+        assert!(text.contains(needle), "the dashboard lacks {needle}");
+    }
+    let functions: Vec<&str> = tpl["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(name, _)| name.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        functions.len(),
+        FUNCTIONS.len() + 1,
+        "the functions and the feedback function"
+    );
+    for function in functions {
+        let needle = format!(r#"["AWS/Lambda","Throttles","FunctionName","${{{function}}}""#);
+        assert!(
+            text.contains(&needle),
+            "the dashboard lacks {function}'s throttles"
+        );
+    }
+    // The alarms on custom metrics watch what the code emits.
+    for (name, resource) in tpl["Resources"].as_mapping().unwrap() {
+        let props = &resource["Properties"];
+        if resource["Type"] != "AWS::CloudWatch::Alarm" || props["Namespace"] != "ChatSecurePush" {
+            continue;
+        }
+        let dims: Vec<String> = props["Dimensions"]
+            .as_sequence()
+            .map(|ds| {
+                ds.iter()
+                    .map(|d| d["Name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let metric = (props["MetricName"].as_str().unwrap().to_string(), dims);
+        assert!(
+            catalogue.contains(&metric),
+            "{name:?} watches {metric:?}, never emitted"
+        );
+    }
+}
