@@ -415,12 +415,18 @@ mod own_stack {
         counted_in_the_transaction(&calls);
 
         // Knocks: every one is the token lookup (which counts it) and the
-        // devices query, the first and the third alike; the refused fourth is
-        // the lookup alone.
-        for _ in 0..3 {
+        // devices query; the first also marks the device pushed today (its
+        // `push` object: once a day, conditional like every device write),
+        // the second and third not; the refused fourth is the lookup alone.
+        for n in 0..3 {
+            let day = utc_day();
             let (r, calls) = calls_on_table(&table, api.knock(&token, json!({}))).await;
             assert_eq!(r.status, 202);
-            assert_eq!(operations(&calls), ["UpdateItem", "Query"]);
+            if n == 0 {
+                assert_eq!(operations(&calls), ["UpdateItem", "Query", "UpdateItem"]);
+            } else if utc_day() == day {
+                assert_eq!(operations(&calls), ["UpdateItem", "Query"]);
+            }
             conditional_updates(&calls);
         }
         let (r, calls) = calls_on_table(&table, api.knock(&token, json!({}))).await;
@@ -541,6 +547,13 @@ mod own_stack {
             // A device's version and its latest in-place writer (random ids).
             "device_version",
             "device_writer",
+            // Its push state: flags, a UTC day, the last failure's time and
+            // SNS's reason (docs/SECURITY.md).
+            "push_disabled",
+            "push_confirmed",
+            "last_push_day",
+            "last_error_us",
+            "last_error_reason",
             // A counter's recent request ids (random; idempotent retries).
             "rids",
         ];
@@ -713,4 +726,11 @@ mod gateway {
     async fn bodies_that_are_not_utf8_are_4xx_json_and_never_5xx() {
         bodies_on_every_body_route(non_utf8_bodies()).await;
     }
+}
+
+/// Days since the epoch, UTC, now.
+fn utc_day() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400)
 }

@@ -154,6 +154,16 @@ async fn a_rejected_token_shows_disabled_with_the_reason_until_the_app_registers
         push["last_push_day"], pushed_on,
         "the day of the last push stays"
     );
+    // SNS reports the same rejection a second time, as the endpoint's update:
+    // the push service's reason stays.
+    let arn = only_endpoint(&o.iphone_token).await.arn;
+    settle_index().await;
+    let r = invoke_feedback(&o.api, event("endpoint-updated", &arn)).await;
+    assert_eq!(
+        r.json,
+        json!({"records": [{"deactivated": 0, "settled": 0}]})
+    );
+    assert_eq!(o.iphone_push().await["last_error"]["reason"], INVALID_TOKEN);
     // The owner's `inactive` wins over the push service's verdict.
     let path = format!("device/apns/{}/", id(&o.iphone));
     let r = o
@@ -268,6 +278,31 @@ async fn sns_enabling_the_endpoint_again_brings_the_device_back_unconfirmed() {
     // The same report again finds nothing to bring back.
     let r = invoke_feedback(&o.api, event("endpoint-updated", &arn)).await;
     assert_eq!(r.json, json!({"records": [{"ignored": true}]}));
+    assert_eq!(o.api.knock(&o.whitelist, json!({})).await.status, 202);
+    assert_eq!(only_endpoint(&o.iphone_token).await.messages.len(), 1);
+    assert_eq!(o.iphone_push().await["state"], "ok");
+}
+
+#[tokio::test]
+async fn an_owner_turning_a_disabled_device_on_again_enables_its_endpoint() {
+    let o = owner().await;
+    o.apns_rejects().await;
+    assert!(!only_endpoint(&o.iphone_token).await.enabled);
+    let path = format!("device/apns/{}/", id(&o.iphone));
+    let r = o
+        .api
+        .send(
+            "PATCH",
+            &path,
+            Some(&o.account.key),
+            Body::Json(json!({"active": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["push"]["state"], "unconfirmed");
+    assert_eq!(r.json["push"]["last_error"]["reason"], INVALID_TOKEN);
+    // Not a device that shows on but whose endpoint SNS still refuses.
+    assert!(only_endpoint(&o.iphone_token).await.enabled);
     assert_eq!(o.api.knock(&o.whitelist, json!({})).await.status, 202);
     assert_eq!(only_endpoint(&o.iphone_token).await.messages.len(), 1);
     assert_eq!(o.iphone_push().await["state"], "ok");

@@ -58,6 +58,20 @@ impl EndpointEvent {
         }
     }
 
+    /// Whether its reason is better than a disabled device's `last` error:
+    /// the push service's own (a failure type) over a knock's
+    /// `EndpointDisabled` or an `EndpointUpdated` report's, never the other
+    /// way. SNS reports one rejection twice (`DeliveryFailure` and
+    /// `EndpointUpdated`), in either order.
+    pub fn improves_on(&self, last: Option<&PushFailure>) -> bool {
+        let Some(last) = last else {
+            return true;
+        };
+        let generic = last.reason == crate::knock::DISABLED_AT_PUBLISH
+            || last.reason.starts_with(EventType::EndpointUpdated.as_str());
+        generic && self.failure_type.is_some() && last.reason != self.reason()
+    }
+
     /// Its `Reason` metric dimension (a fixed list, the rest `other`).
     pub fn reason_dimension(&self) -> &'static str {
         metrics::reason_dimension(
@@ -153,7 +167,7 @@ pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortE
     };
     let (mut deactivated, mut settled) = (0, 0);
     for device in devices {
-        match judge(deps, device, arn, &failure).await? {
+        match judge(deps, device, arn, event, &failure).await? {
             Some(Judged::Settled(kept)) => {
                 settled += 1;
                 tally.add("DevicesSettled", &[("App", app), ("Environment", kept)], 1);
@@ -166,12 +180,18 @@ pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortE
             Some(Judged::Recorded) | None => {}
         }
     }
+    // Counted by the event that acted on it: SNS reports one rejection
+    // twice, and a knock that found it first counted it already.
     let at = [
         ("App", app),
         ("Environment", environment),
         ("Reason", event.reason_dimension()),
     ];
-    tally.add("EndpointsDisabled", &at, 1);
+    tally.add(
+        "EndpointsDisabled",
+        &at,
+        usize::from(deactivated + settled > 0),
+    );
     metrics::emit(
         "feedback",
         &[
@@ -212,6 +232,10 @@ async fn reenable(deps: &Deps, mut device: DeviceRecord, arn: &str) -> Result<bo
             Some(now) if now.push.disabled && now.endpoints().any(|e| e == arn) => device = now,
             _ => return Ok(false),
         }
+        // Disabled again meanwhile (APNs rejected it once more): not back.
+        if deps.push.endpoint_enabled(arn).await? != Some(true) {
+            return Ok(false);
+        }
     }
 }
 
@@ -240,6 +264,7 @@ async fn judge(
     deps: &Deps,
     mut device: DeviceRecord,
     arn: &str,
+    event: &EndpointEvent,
     failure: &PushFailure,
 ) -> Result<Option<Judged>, PortError> {
     let mut backoff = crate::retry::Backoff::new(
@@ -260,9 +285,7 @@ async fn judge(
                 deps.store.deactivate_device(&device, failure).await,
                 Judged::Deactivated(environment),
             )
-        } else if device.push.disabled
-            && device.push.last_error.as_ref().map(|e| &e.reason) != Some(&failure.reason)
-        {
+        } else if device.push.disabled && event.improves_on(device.push.last_error.as_ref()) {
             (
                 deps.store.deactivate_device(&device, failure).await,
                 Judged::Recorded,

@@ -229,9 +229,11 @@ pub async fn deliver(
                 // Its `push` object shows it: a write the first time each
                 // day (or after it was re-enabled), none on the common path.
                 let mark = device.needs_mark(today).then_some(today);
+                // Not one whose endpoint was re-created: at a new version
+                // already, it is marked by its next knock.
                 match sent.dead {
                     Some(arn) => settling.push((*device, arn, mark)),
-                    None if mark.is_some() => marks.push(*device),
+                    None if mark.is_some() && !sent.reattached => marks.push(*device),
                     None => {}
                 }
             }

@@ -239,18 +239,25 @@ impl DeviceRecord {
 
     /// As an owner's or app's write leaves it, from `old` as read: `active`
     /// is what the request sent (if anything), `new_token` whether it moves
-    /// to another push token. The owner's `active` overrides the push
-    /// service's verdict; a new token starts afresh (on again if only the
-    /// push service had turned it off, its last error the old token's);
-    /// turned on again it is unconfirmed until pushed, keeping its last
-    /// error.
-    pub fn written_by_owner(&mut self, old: &DeviceRecord, active: Option<bool>, new_token: bool) {
+    /// to another push token, `renewed` whether its endpoints are chosen (and
+    /// enabled) anew. The owner's `active` overrides the push service's
+    /// verdict; endpoints enabled anew turn on a device only the push
+    /// service had turned off; a new token starts afresh, the old token's
+    /// last error gone; turned on again it is unconfirmed until pushed,
+    /// keeping its last error.
+    pub fn written_by_owner(
+        &mut self,
+        old: &DeviceRecord,
+        active: Option<bool>,
+        new_token: bool,
+        renewed: bool,
+    ) {
         match active {
             Some(active) => {
                 self.active = active;
                 self.push.disabled = false;
             }
-            None if new_token && old.push.disabled => {
+            None if renewed && old.push.disabled => {
                 self.active = true;
                 self.push.disabled = false;
             }
@@ -260,6 +267,13 @@ impl DeviceRecord {
         if new_token {
             self.push.last_error = None;
         }
+    }
+
+    /// Whether its endpoints are to be chosen (and enabled) anew when its
+    /// owner sends `active`: turned on again after the push service had
+    /// disabled it, which it would refuse at once otherwise.
+    pub fn revived_by(&self, active: Option<bool>) -> bool {
+        self.push.disabled && active == Some(true)
     }
 
     /// What [`crate::ports::DeviceStore::deactivate_device`] makes of it.

@@ -147,7 +147,7 @@ async fn register_attempt(
         // endpoints re-enabled), on condition that it is still as read.
         let old = device.clone();
         apply_optional(&mut device, input);
-        device.written_by_owner(&old, Some(input.active.unwrap_or(true)), false);
+        device.written_by_owner(&old, Some(input.active.unwrap_or(true)), false, true);
         let settled = match input.environment {
             Some(_) => None,
             None => settled_platform(deps, &device).await?,
@@ -287,15 +287,23 @@ async fn update_attempt(
         .registration_id
         .clone()
         .filter(|t| *t != old.registration_id);
+    // A new push token (its environment unknown again, unless named), the
+    // same one with its APNs environment named, or a device the push
+    // service had disabled turned on again: the endpoints are chosen anew.
+    let revived = old.revived_by(input.active);
+    let renewed = new_token.is_some() || input.environment.is_some() || revived;
     apply_optional(&mut device, input);
-    device.written_by_owner(&old, input.active, new_token.is_some());
+    device.written_by_owner(&old, input.active, new_token.is_some(), renewed);
     let mut write = device_write(deps, caller, device, false, ClaimChange::Keep);
     let mut holder = None;
-    // A new push token (its environment unknown again, unless named), or the
-    // same one with its APNs environment named: the endpoints are chosen anew.
-    if new_token.is_some() || input.environment.is_some() {
+    if renewed {
         kind_supported(deps, kind)?;
-        let targets = target_platforms(deps, kind, input.environment, None)?;
+        // Turned on again, same token: the environment it settled on.
+        let settled = match (revived && new_token.is_none(), input.environment) {
+            (true, None) => settled_platform(deps, &old).await?,
+            _ => None,
+        };
+        let targets = target_platforms(deps, kind, input.environment, settled)?;
         // The same token: its own endpoints, re-enabled. A new one: the
         // endpoints of that token (made, or adopted from the device that
         // holds it); ours are retired after the save.

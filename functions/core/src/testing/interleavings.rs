@@ -183,6 +183,10 @@ pub async fn run(rig: impl Fn() -> Rig) -> Vec<Failure> {
         new_token_lost_then_deleted
     );
     scenario!(
+        "a new push token's save, answer lost, marked pushed by a knock meanwhile, landed",
+        new_token_lost_then_marked
+    );
+    scenario!(
         "a take-over refused (account going) spares the endpoints its holder names",
         refused_take_over
     );
@@ -563,6 +567,43 @@ async fn new_token_lost_then_deleted(rig: &Rig) -> Outcome {
     }
     for arn in before.endpoints() {
         expect_endpoint(&rig.deps, arn, None, "the old token's endpoint").await?;
+    }
+    Ok(())
+}
+
+/// A PUT moves a device to a new push token; its save applies but every
+/// answer is lost, and a knock's daily mark (`mark_pushed`) lands before
+/// the PUT reads the device back. The device as written landed, give or
+/// take the mark: `200`, and the old token's endpoint goes (before, `503`
+/// and the old endpoint left to no one: the review of the push state).
+async fn new_token_lost_then_marked(rig: &Rig) -> Outcome {
+    let (account, key) = account(&rig.deps).await?;
+    let made = register(&rig.deps, &key, json!({ "registration_id": push_token() })).await;
+    status("the registration", &made, 201)?;
+    let id = id_of(&made);
+    let before = stored(&rig.deps, &account.id, &id).await?;
+    let (deps, owner, i) = (rig.deps.clone(), account.id.clone(), id.clone());
+    rig.script.lose_answer("save_device", 1);
+    // The PUT reads its device, then saves, then reads it back: the mark
+    // lands before that second read.
+    rig.script.before("get_device", || async {});
+    rig.script.before("get_device", move || async move {
+        if let Ok(Some(now)) = deps.store.get_device(&owner, &i).await {
+            let _ = deps.store.mark_pushed(&now, 20_000).await;
+        }
+    });
+    let token = push_token();
+    let moved = put(&rig.deps, &key, &id, json!({ "registration_id": token })).await;
+    status("the PUT", &moved, 200)?;
+    let now = stored(&rig.deps, &account.id, &id).await?;
+    if now.registration_id != token || now.push.last_push_day != Some(20_000) {
+        return Err(format!("the device is not as written and marked: {now:?}"));
+    }
+    for arn in before.endpoints() {
+        expect_endpoint(&rig.deps, arn, None, "the old token's endpoint").await?;
+    }
+    for arn in now.endpoints() {
+        expect_endpoint(&rig.deps, arn, Some(true), "the new token's endpoint").await?;
     }
     Ok(())
 }
