@@ -433,7 +433,13 @@ mod own_stack {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64 / 86_400)
             .unwrap_or(0);
-        let keys = SecretSourceKeys::new(client.clone(), arn.clone());
+        let keys = SecretSourceKeys::new(
+            {
+                let c = client.clone();
+                move || c
+            },
+            arn.clone(),
+        );
         assert_eq!(
             keys.key_of_day(today).await.expect("a key"),
             day_key(&first, today),
@@ -446,7 +452,13 @@ mod own_stack {
             .send()
             .await
             .expect("rotated");
-        let fresh = SecretSourceKeys::new(client.clone(), arn.clone());
+        let fresh = SecretSourceKeys::new(
+            {
+                let c = client.clone();
+                move || c
+            },
+            arn.clone(),
+        );
         assert_eq!(
             fresh.key_of_day(today).await.expect("a key"),
             day_key(&first, today),

@@ -191,6 +191,7 @@ impl AppConfig {
     /// `KNOCK_DEFAULT_PRIORITY` (`high` or `low`, default `high`), `PUBSUB_JID`
     /// and `PUBLIC_BASE_URL`.
     pub fn from_env() -> Result<Self, String> {
+        crate::deployment::TrustRoots::parse(var("TLS_TRUST_ROOTS").as_deref())?;
         let mut settings = Settings::default();
         if let Some(raw) = var("TOKEN_LIFETIME_SECONDS") {
             let seconds: u64 = raw.parse().ok().filter(|s| *s > 0).ok_or_else(|| {

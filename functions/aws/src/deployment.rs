@@ -18,36 +18,124 @@ use push_core::ports::SystemClock;
 use push_core::{Deps, Settings};
 
 use crate::config::{App, AppConfig};
+use crate::lazy::LazyClient;
 use crate::source_keys::SecretSourceKeys;
 use crate::{DynamoStore, SnsGateway};
 
-/// The SDK's HTTPS client: rustls with ring for its crypto (one provider; the
-/// SDK's default, aws-lc, is C code that makes each function ~2 MB larger),
-/// the system's trusted roots.
-pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+/// The roots AWS's endpoints chain to, compiled in (Amazon Trust Services:
+/// Amazon Root CA 1 to 4 and Starfield Services Root Certificate Authority -
+/// G2; their SHA-256 fingerprints are in docs/SECURITY.md): a cold start
+/// decodes five certificates, not the system's hundred and more
+/// (docs/BENCHMARKS.md, "Where init goes").
+pub const AWS_ROOTS_PEM: &str = include_str!("../trust/aws-roots.pem");
+
+/// Which roots the functions' TLS trusts (`TLS_TRUST_ROOTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// `built-in` (the default): AWS's roots alone ([`AWS_ROOTS_PEM`]).
+    BuiltIn,
+    /// `system`: the system's store (`SSL_CERT_FILE` and `SSL_CERT_DIR`
+    /// honoured), for an endpoint that chains elsewhere: a VPC endpoint
+    /// behind a TLS-inspecting proxy, a private CA.
+    System,
 }
 
-/// The SDK configuration: standard sources, bounded retries and timeouts so a
-/// slow dependency becomes a `503` well before the Lambda's own timeout. The
-/// clients of [`build_deployment`] also cut each call's timeouts to the
-/// request's budget ([`RequestBudget`]).
+impl TrustRoots {
+    pub fn parse(value: Option<&str>) -> Result<TrustRoots, String> {
+        match value.map(str::trim) {
+            None | Some("") | Some("built-in") => Ok(TrustRoots::BuiltIn),
+            Some("system") => Ok(TrustRoots::System),
+            Some(other) => Err(format!(
+                "TLS_TRUST_ROOTS {other:?}: \"built-in\" (AWS's roots) or \"system\""
+            )),
+        }
+    }
+
+    /// `TLS_TRUST_ROOTS` (`AppConfig::from_env` refuses a bad value; here it
+    /// reads as the default).
+    pub fn from_env() -> TrustRoots {
+        Self::parse(std::env::var("TLS_TRUST_ROOTS").ok().as_deref()).unwrap_or(TrustRoots::BuiltIn)
+    }
+}
+
+/// The SDK's HTTPS client: rustls with ring for its crypto (one provider; the
+/// SDK's default, aws-lc, is C code that makes each function ~2 MB larger),
+/// trusting the roots `TLS_TRUST_ROOTS` names.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    https_client_trusting(TrustRoots::from_env())
+}
+
+/// [`https_client`] trusting `roots`.
+pub fn https_client_trusting(roots: TrustRoots) -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{
+        rustls_provider::CryptoMode, Provider, TlsContext, TrustStore,
+    };
+    let builder =
+        aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
+    match roots {
+        TrustRoots::System => builder.build_https(),
+        TrustRoots::BuiltIn => {
+            let store = TrustStore::empty().with_pem_certificate(AWS_ROOTS_PEM.as_bytes());
+            let context = TlsContext::builder()
+                .with_trust_store(store)
+                .build()
+                .expect("a trust store alone is a valid TLS context");
+            builder.tls_context(context).build_https()
+        }
+    }
+}
+
+/// The SDK configuration: bounded retries and timeouts so a slow dependency
+/// becomes a `503` well before the Lambda's own timeout (the clients of
+/// [`build_deployment`] also cut each call's timeouts to the request's
+/// budget, [`RequestBudget`]), and the region, credentials and endpoint
+/// from the SDK's standard sources.
+///
+/// Where Lambda runs the functions, its environment holds all three
+/// (`AWS_REGION`, `AWS_ACCESS_KEY_ID` and the rest, `AWS_ENDPOINT_URL` when
+/// a local stack sets one): then they are taken from there, as the default
+/// chain's first links would take them, without the rest of the chain
+/// (profile files, SSO, IMDS) — a third of a millisecond of every cold
+/// start (docs/BENCHMARKS.md, "Where init goes"). Anywhere else (no region
+/// or no key in the environment, or `AWS_PROFILE` naming a profile), the
+/// whole default chain.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(budget::ATTEMPT_TIMEOUT)
-                .operation_timeout(budget::OPERATION_TIMEOUT)
-                .build(),
+    let retry = RetryConfig::standard().with_max_attempts(3);
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(budget::ATTEMPT_TIMEOUT)
+        .operation_timeout(budget::OPERATION_TIMEOUT)
+        .build();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"));
+    let from_environment =
+        region.is_some() && env("AWS_ACCESS_KEY_ID").is_some() && env("AWS_PROFILE").is_none();
+    if !from_environment {
+        return aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
+            .retry_config(retry)
+            .timeout_config(timeouts)
+            .load()
+            .await;
+    }
+    let credentials = aws_config::environment::EnvironmentVariableCredentialsProvider::new();
+    let ignore_endpoints =
+        env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.unwrap_or_default()))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
         )
-        .load()
-        .await
+        .http_client(https_client())
+        .retry_config(retry)
+        .timeout_config(timeouts)
+        .sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep().expect("tokio's sleep"))
+        .time_source(aws_smithy_async::time::SystemTimeSource::new());
+    if let Some(url) = env("AWS_ENDPOINT_URL").filter(|_| !ignore_endpoints) {
+        config = config.endpoint_url(url);
+    }
+    config.build()
 }
 
 /// Bounds every SDK call of a client by the budget of the operation that
@@ -209,12 +297,22 @@ impl Deployment {
 
 /// Builds every app's ports once.
 pub fn build_deployment(sdk: &SdkConfig, config: &AppConfig) -> Deployment {
-    let dynamo = dynamodb_client(sdk);
-    let sns = sns_client(sdk);
+    // Built on a thread of their own while the runtime starts and polls for
+    // the first event (`lazy`), not before.
+    let dynamo = {
+        let sdk = sdk.clone();
+        LazyClient::new(move || dynamodb_client(&sdk))
+    };
+    let sns = {
+        let sdk = sdk.clone();
+        LazyClient::new(move || sns_client(&sdk))
+    };
     // One key for every app: the counters of each app are in its own
     // namespace already. Shared, so an instance reads the secret once a day.
+    // Its client is built at the first sign-up, not here.
+    let secrets_sdk = sdk.clone();
     let source_keys: Arc<dyn push_core::ports::SourceKeys> = Arc::new(SecretSourceKeys::new(
-        secrets_client(sdk),
+        move || secrets_client(&secrets_sdk),
         config.source_key_secret.clone().unwrap_or_default(),
     ));
     let applications: Vec<(String, String)> = std::iter::once(&config.default_app)
@@ -231,7 +329,7 @@ pub fn build_deployment(sdk: &SdkConfig, config: &AppConfig) -> Deployment {
             config.table_name.clone(),
             namespace,
         )),
-        push: Arc::new(SnsGateway::new(sns.clone(), &app.application_arns)),
+        push: Arc::new(SnsGateway::with_client(sns.clone(), &app.application_arns)),
         clock: Arc::new(SystemClock),
         source_keys: source_keys.clone(),
         settings: Settings {
@@ -245,6 +343,9 @@ pub fn build_deployment(sdk: &SdkConfig, config: &AppConfig) -> Deployment {
     for app in &config.apps {
         by_name.insert(app.name.clone(), deps(app, Some(&app.name)));
     }
+    crate::startup::mark("ports");
+    dynamo.warm();
+    sns.warm();
     Deployment {
         default_app,
         by_name,

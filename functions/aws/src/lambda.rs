@@ -117,8 +117,9 @@ const CA_BUNDLES: &[&str] = &[
     "/etc/ssl/cert.pem",
 ];
 
-/// The SDK's HTTPS client loads the trusted roots when each AWS client is
-/// built (`rustls-native-certs`): the system's CA bundle *and* every file of
+/// With `TLS_TRUST_ROOTS=system`, the SDK's HTTPS client loads the trusted
+/// roots when the first AWS client is built (`rustls-native-certs`): the
+/// system's CA bundle *and* every file of
 /// its certificate directory, which on Amazon Linux 2023 and Debian hold the
 /// same certificates again, each PEM-decoded with a constant-time base64
 /// decoder — most of a cold start's own work (docs/BENCHMARKS.md, "Where it
@@ -128,7 +129,10 @@ const CA_BUNDLES: &[&str] = &[
 ///
 /// Called before anything else runs: it sets a process environment variable.
 pub fn prefer_one_ca_bundle() -> Option<&'static str> {
-    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
+    if std::env::var_os("SSL_CERT_FILE").is_some()
+        || std::env::var_os("SSL_CERT_DIR").is_some()
+        || crate::deployment::TrustRoots::from_env() != crate::deployment::TrustRoots::System
+    {
         return None;
     }
     let bundle = CA_BUNDLES
@@ -140,11 +144,18 @@ pub fn prefer_one_ca_bundle() -> Option<&'static str> {
 }
 
 /// Configuration from the environment and the AWS clients, built once.
+/// With `STARTUP_TIMINGS=1` (`make bench`), how long each phase took, in
+/// microseconds since `main` began, as one line on stderr.
 pub async fn deployment_from_env() -> Result<Deployment, String> {
+    crate::startup::begin();
     prefer_one_ca_bundle();
     let config = AppConfig::from_env()?;
+    crate::startup::mark("config");
     let sdk = load_sdk_config().await;
-    Ok(build_deployment(&sdk, &config))
+    crate::startup::mark("sdk_config");
+    let deployment = build_deployment(&sdk, &config);
+    crate::startup::report();
+    Ok(deployment)
 }
 
 /// What every HTTP function's `main` does: read the configuration and build the
@@ -154,7 +165,9 @@ where
     F: Fn(Deps, ApiRequest) -> Fut + Clone + Send + Sync,
     Fut: std::future::Future<Output = Result<ApiResponse, ApiError>> + Send,
 {
+    crate::startup::begin();
     lambda_http::tracing::init_default_subscriber();
+    crate::startup::mark("log_subscriber");
     let apps = deployment_from_env().await?;
     let apps = &apps;
     lambda_http::run(lambda_http::service_fn(move |req: Request| {

@@ -11,9 +11,11 @@ pub mod dynamo;
 pub mod errors;
 pub mod keys;
 pub mod lambda;
+pub mod lazy;
 pub mod limits;
 pub mod sns;
 pub mod source_keys;
+pub mod startup;
 
 pub use config::{build_deployment, build_deps, load_sdk_config, App, AppConfig, Deployment};
 pub use dynamo::DynamoStore;

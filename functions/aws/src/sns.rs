@@ -17,7 +17,7 @@ use crate::errors::port_error;
 
 /// One app's platform applications, each on the platform its ARN names.
 pub struct SnsGateway {
-    client: Client,
+    client: crate::lazy::LazyClient<Client>,
     /// In the order devices are pushed through them: APNs production, APNs
     /// sandbox, FCM.
     applications: Vec<(Platform, String)>,
@@ -27,6 +27,14 @@ impl SnsGateway {
     /// The gateway of an app with these platform application ARNs (at most
     /// one per platform; see `config::App`).
     pub fn new(client: Client, application_arns: &[String]) -> Self {
+        Self::with_client(crate::lazy::LazyClient::ready(client), application_arns)
+    }
+
+    /// [`SnsGateway::new`] with a client built when first used.
+    pub fn with_client(
+        client: crate::lazy::LazyClient<Client>,
+        application_arns: &[String],
+    ) -> Self {
         let mut applications: Vec<(Platform, String)> = application_arns
             .iter()
             .filter_map(|arn| Some((Platform::of_arn(arn)?, arn.clone())))

@@ -30,7 +30,13 @@ const CURRENT: &str = "AWSCURRENT";
 const PREVIOUS: &str = "AWSPREVIOUS";
 
 pub struct SecretSourceKeys {
-    client: aws_sdk_secretsmanager::Client,
+    /// Built at the first read: only a sign-up needs it, so the other
+    /// functions, and every start-up, go without (docs/BENCHMARKS.md,
+    /// "Where init goes").
+    client: std::sync::LazyLock<
+        aws_sdk_secretsmanager::Client,
+        Box<dyn FnOnce() -> aws_sdk_secretsmanager::Client + Send>,
+    >,
     /// `SOURCE_KEY_SECRET`: the secret's ARN (or name).
     secret_id: String,
     /// The day's key, once derived.
@@ -44,9 +50,14 @@ struct Version {
 }
 
 impl SecretSourceKeys {
-    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: String) -> Self {
+    /// The keys of `secret_id`, read through the client `client` builds
+    /// when first needed.
+    pub fn new(
+        client: impl FnOnce() -> aws_sdk_secretsmanager::Client + Send + 'static,
+        secret_id: String,
+    ) -> Self {
         SecretSourceKeys {
-            client,
+            client: std::sync::LazyLock::new(Box::new(client)),
             secret_id,
             day_key: Mutex::new(None),
         }

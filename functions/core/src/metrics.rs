@@ -96,15 +96,33 @@ impl Tally {
     }
 
     pub fn emit(&self, function: &str) {
+        if silent() {
+            return;
+        }
         for l in self.lines(function, chrono::Utc::now().timestamp_millis()) {
             println!("{l}");
         }
     }
 }
 
+static SILENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// No metric line from now on in this process (`make bench` runs the
+/// handlers in-process thousands of times; a function never calls it).
+pub fn silence() {
+    SILENT.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn silent() -> bool {
+    SILENT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Emits `values` (name, value, unit) for `function`, with extra dimensions
 /// whose values are fixed vocabularies (platform, reason), never identifiers.
 pub fn emit(function: &str, values: &[(&str, f64, &str)], dimensions: &[(&str, &str)]) {
+    if silent() {
+        return;
+    }
     println!(
         "{}",
         line(

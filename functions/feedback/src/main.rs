@@ -7,7 +7,9 @@ use serde_json::Value;
 // without cross-thread wake-ups (less CPU per request; docs/BENCHMARKS.md).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    push_aws::startup::begin();
     lambda_runtime::tracing::init_default_subscriber();
+    push_aws::startup::mark("log_subscriber");
     // Devices are found by endpoint, whatever their app: the default app's
     // ports serve every app's events.
     let apps = push_aws::lambda::deployment_from_env().await?;

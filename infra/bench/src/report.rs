@@ -9,25 +9,19 @@ use std::time::Instant;
 use crate::common::{percentile, FUNCTIONS};
 
 /// The footprint table; returns the largest zipped artifact in MB.
-pub fn footprint(out: &mut String, release: &str) -> f64 {
-    // Footprint: the Lambda artifacts `make package` (sam build) made.
-    let lambda_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/lambda");
+/// The arm64 release zips `make package` made (`sam build`: .aws-sam/build/
+/// <Name>Function/bootstrap); the largest, in MB, or `None` when they are
+/// not there (no other binary stands in for them).
+pub fn footprint(out: &mut String) -> Option<f64> {
+    let build = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.aws-sam/build");
     writeln!(out, "## Footprint\n\nThe arm64 `bootstrap` each function deploys, as `make package` (`sam build` → cargo-lambda, `[profile.release]`: opt-level 3, fat LTO, one codegen unit, stripped) built it, and zipped as Lambda stores it.\n\n| function | bootstrap | zipped |\n| --- | ---: | ---: |").ok();
-    let mut worst_zip = 0.0f64;
+    let mut worst_zip: Option<f64> = None;
     for f in FUNCTIONS {
-        // Without `make package` (a 19-minute arm64 fat-LTO build), measure
-        // the x86_64 `perf` build of the same code and say so.
-        let packaged = format!("{lambda_dir}/{f}/bootstrap");
-        let (path, label) = if std::path::Path::new(&packaged).exists() {
-            (packaged, "")
-        } else {
-            (
-                format!("{release}/{f}"),
-                " (x86_64 `perf` build; run `make package` for the arm64 artifact)",
-            )
-        };
+        let mut name = f.to_string();
+        name[..1].make_ascii_uppercase();
+        let path = format!("{build}/{name}Function/bootstrap");
         let Ok(meta) = std::fs::metadata(&path) else {
-            writeln!(out, "| {f} | missing: {path} | |").ok();
+            writeln!(out, "| {f} | not measured (run `make package`) | |").ok();
             continue;
         };
         let zipped = Command::new("python3")
@@ -37,12 +31,12 @@ pub fn footprint(out: &mut String, release: &str) -> f64 {
             .and_then(|o| String::from_utf8(o.stdout).ok())
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(0);
-        worst_zip = worst_zip.max(zipped as f64 / 1e6);
+        let mb = zipped as f64 / 1e6;
+        worst_zip = Some(worst_zip.map_or(mb, |w| w.max(mb)));
         writeln!(
             out,
-            "| {f}{label} | {:.1} MB | {:.2} MB |",
+            "| {f} | {:.1} MB | {mb:.2} MB |",
             meta.len() as f64 / 1e6,
-            zipped as f64 / 1e6
         )
         .ok();
     }

@@ -130,6 +130,9 @@ pub struct Run {
     pub rss_kib: u64,
     /// The answer to the first event.
     pub first_answer: String,
+    /// With `STARTUP_TIMINGS=1` in its environment: its start-up phases
+    /// (`push_aws::startup`), in ms, in order.
+    pub phases: Vec<(String, f64)>,
 }
 
 /// Runs a bootstrap against a Runtime API stub that hands it `events`, with
@@ -218,6 +221,13 @@ async fn run(
             });
         }
     });
+    let timed = env
+        .iter()
+        .any(|(k, v)| *k == "STARTUP_TIMINGS" && *v == "1");
+    let spawned_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+        .to_string();
     let start = Instant::now();
     // Lambda sets neither: a host's own choice of roots (this one sets both)
     // must not stand in for the functions'.
@@ -232,9 +242,16 @@ async fn run(
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
         .env("TABLE_NAME", "chatsecure-push-local")
+        // Required by the per-source sign-up limits; read at the first
+        // sign-up, never at start-up.
+        .env(
+            "SOURCE_KEY_SECRET",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-AbCdEf",
+        )
+        .env("BENCH_SPAWNED_AT_UNIX_NS", &spawned_at)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(if timed { Stdio::piped() } else { Stdio::null() })
         .spawn()
         .expect("spawn bootstrap");
     let ready_within = if init_only { 120 } else { 10 };
@@ -254,6 +271,7 @@ async fn run(
             first_ms: init_ms,
             rss_kib: 0,
             first_answer: String::new(),
+            phases: Vec::new(),
         };
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), first_rx).await;
@@ -265,12 +283,27 @@ async fn run(
         .unwrap_or(0);
     let _ = child.kill().await;
     server.abort();
+    let mut phases = Vec::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        use tokio::io::AsyncReadExt as _;
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        if let Some(line) = text.lines().find_map(|l| l.strip_prefix("startup-timings")) {
+            for field in line.split_whitespace() {
+                if let Some((name, us)) = field.split_once('=') {
+                    let us: f64 = us.parse().unwrap_or(0.0);
+                    phases.push((name.to_string(), us / 1000.0));
+                }
+            }
+        }
+    }
     let first_answer = stub.lock().await.first_answer.clone();
     Run {
         init_ms,
         first_ms,
         rss_kib,
         first_answer,
+        phases,
     }
 }
 
@@ -286,7 +319,7 @@ async fn cold(
     expect: &str,
 ) -> (f64, f64) {
     let (mut init, mut first) = (Vec::new(), Vec::new());
-    for _ in 0..15 {
+    for _ in 0..starts() {
         let run = run_bootstrap(binary, function, vec![event.clone()], env).await;
         assert!(
             run.first_answer.contains(expect),
@@ -297,6 +330,94 @@ async fn cold(
         first.push(run.first_ms);
     }
     (percentile(&mut init, 0.5), percentile(&mut first, 0.5))
+}
+
+/// Fresh starts per row: `BENCH_STARTS`, default 15 (the 51 for the
+/// cold-start table alone, `BENCH_COLD=1`).
+fn starts() -> usize {
+    std::env::var("BENCH_STARTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(15)
+}
+
+/// Extra environment of a bootstrap.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
+/// Where init goes, by wall clock: each function's start-up phases
+/// (`push_aws::startup`, `STARTUP_TIMINGS=1`), median of [`starts`] fresh
+/// starts each; `runtime` is the rest of init, from the clients built to the
+/// first poll (the runtime's own start, as in the floor).
+pub async fn init_phases(out: &mut String, release: &str) {
+    let mut names: Vec<String> = Vec::new();
+    let mut rows = Vec::new();
+    let timed = [("STARTUP_TIMINGS", "1")];
+    let timed_system = [("STARTUP_TIMINGS", "1"), ("TLS_TRUST_ROOTS", "system")];
+    let mut runs: Vec<(String, &str, Env)> = FUNCTIONS
+        .iter()
+        .map(|f| (f.to_string(), *f, &timed[..]))
+        .collect();
+    runs.push((
+        "knock, `TLS_TRUST_ROOTS=system`".into(),
+        "knock",
+        &timed_system[..],
+    ));
+    for (label, f, env) in runs {
+        let mut by_phase: Vec<(String, Vec<f64>)> = Vec::new();
+        let mut init = Vec::new();
+        for _ in 0..starts() {
+            let run = run_bootstrap(&format!("{release}/{f}"), f, vec![event_for(f)], env).await;
+            let mut rest = run.init_ms;
+            for (name, ms) in &run.phases {
+                rest -= ms;
+                match by_phase.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, v)) => v.push(*ms),
+                    None => by_phase.push((name.clone(), vec![*ms])),
+                }
+            }
+            match by_phase.iter_mut().find(|(n, _)| n == "runtime") {
+                Some((_, v)) => v.push(rest.max(0.0)),
+                None => by_phase.push(("runtime".into(), vec![rest.max(0.0)])),
+            }
+            init.push(run.init_ms);
+        }
+        for (name, _) in &by_phase {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        let medians: Vec<(String, f64)> = by_phase
+            .into_iter()
+            .map(|(n, mut v)| (n, percentile(&mut v, 0.5)))
+            .collect();
+        rows.push((label, percentile(&mut init, 0.5), medians));
+    }
+    writeln!(
+        out,
+        "\n## Where init goes, in ms (wall clock)\n\nEach function started fresh {} times with `STARTUP_TIMINGS=1` (`push_aws::startup`: a mark at the end of each phase, one line on stderr); medians per phase. `to_main`: from the bench's spawn to `main`'s first line (exec, the loader, the async runtime's start); `log_subscriber`: `tracing`'s set-up; `config`: the environment read; `sdk_config`: the SDK's configuration; each client; `ports`: every app's ports; `runtime`: the rest of init, to the first poll for an event. The medians need not add up to the median init.\n",
+        starts()
+    )
+    .ok();
+    writeln!(
+        out,
+        "| function | init | {} |\n| --- | ---: | {} |",
+        names.join(" | "),
+        names.iter().map(|_| "---:").collect::<Vec<_>>().join(" | ")
+    )
+    .ok();
+    for (f, init, medians) in rows {
+        let cells: Vec<String> = names
+            .iter()
+            .map(|n| {
+                medians
+                    .iter()
+                    .find(|(m, _)| m == n)
+                    .map_or("—".into(), |(_, v)| format!("{v:.2}"))
+            })
+            .collect();
+        writeln!(out, "| {f} | {init:.2} | {} |", cells.join(" | ")).ok();
+    }
 }
 
 /// The worst ratios of the cold-start table, against the floor.
@@ -312,7 +433,7 @@ pub struct ColdStart {
 /// The cold-start table: every function and the floors, measured side by
 /// side in this run (median of 15 fresh starts each).
 pub async fn cold_starts(out: &mut String, release: &str) -> ColdStart {
-    writeln!(out, "\n## Cold start against the floor\n\nEach `bootstrap` started fresh against a Lambda Runtime API stub, median of 15 starts (x86_64, `perf` profile): **init** = process start to its first `GET …/invocation/next` (configuration read, AWS clients built); **first response** = to the answer of a first request that needs no AWS call. The floors are the smallest functions possible with the same crates and profile (`infra/floor`): `lambda_http` answering a constant (for the HTTP functions), `lambda_runtime` answering a constant (for `feedback`), measured in the same run. Ratio = function ÷ its floor. The functions read the system's CA bundle alone (`push_aws::lambda::prefer_one_ca_bundle`); the last two rows start `knock` reading the bundle and the whole certificate directory (rustls-native-certs' own search), and with no trusted root at all: the span is what the roots cost.\n\n| function | init | × floor | first response | × floor |\n| --- | ---: | ---: | ---: | ---: |").ok();
+    writeln!(out, "\n## Cold start against the floor\n\nEach `bootstrap` started fresh against a Lambda Runtime API stub, median of {} starts (x86_64, `perf` profile): **init** = process start to its first `GET …/invocation/next` (configuration read, AWS clients built); **first response** = to the answer of a first request that needs no AWS call. The floors are the smallest functions possible with the same crates and profile (`infra/floor`): `lambda_http` answering a constant (for the HTTP functions), `lambda_runtime` answering a constant (for `feedback`), measured in the same run. Ratio = function ÷ its floor. The functions trust AWS's roots alone, compiled in (`TLS_TRUST_ROOTS=built-in`, `push_aws::deployment::AWS_ROOTS_PEM`); the last two rows start `knock` with the operator's switch to the system's store (`TLS_TRUST_ROOTS=system`: its CA bundle alone, `push_aws::lambda::prefer_one_ca_bundle`), and with that switch and no root at all: the span is what the roots cost.\n\n| function | init | × floor | first response | × floor |\n| --- | ---: | ---: | ---: | ---: |", starts()).ok();
     let http_event = event_for("knock");
     let sns_event = event_for("feedback");
     let http_floor = cold(
@@ -405,24 +526,28 @@ pub async fn cold_starts(out: &mut String, release: &str) -> ColdStart {
         first / http_floor.1
     )
     .ok();
-    // What the trusted roots cost: the functions read the system's CA
-    // bundle alone (`push_aws::lambda::prefer_one_ca_bundle`); without that
-    // choice (`SSL_CERT_DIR` naming the system's certificate directory, the
-    // bundle file as before) rustls-native-certs reads the directory's every
-    // file too; with no root at all (an empty directory) is what the code
-    // costs without them.
+    // What the trusted roots cost: the functions trust AWS's five, compiled
+    // in; the operator's switch to the system's store reads its CA bundle
+    // (~140 roots); with no root at all (an empty directory, the bundle
+    // named by no one) is what the code costs without them.
     let empty = std::env::temp_dir().join("bench-empty-cert-dir");
     let _ = std::fs::create_dir_all(&empty);
     let empty = empty.to_string_lossy().to_string();
     let knock = format!("{release}/knock");
-    let system = [
-        ("SSL_CERT_DIR", "/etc/ssl/certs"),
-        ("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"),
+    let system = [("TLS_TRUST_ROOTS", "system")];
+    let none = [
+        ("TLS_TRUST_ROOTS", "system"),
+        ("SSL_CERT_DIR", empty.as_str()),
     ];
-    let none = [("SSL_CERT_DIR", empty.as_str())];
     for (label, env) in [
-        ("knock, reading the bundle *and* the certificate directory (what rustls-native-certs does unless told)", &system[..]),
-        ("knock, no trusted root at all (an empty certificate directory)", &none[..]),
+        (
+            "knock, `TLS_TRUST_ROOTS=system` (the system's CA bundle, ~140 roots)",
+            &system[..],
+        ),
+        (
+            "knock, `TLS_TRUST_ROOTS=system` and no root at all (an empty certificate directory)",
+            &none[..],
+        ),
     ] {
         let (init, first) = cold(&knock, "knock", &http_event, env, "\"statusCode\":200").await;
         writeln!(

@@ -38,7 +38,7 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 const BATCH_LIMIT: usize = 25;
 
 pub struct DynamoStore {
-    pub(crate) client: Client,
+    pub(crate) client: crate::lazy::LazyClient<Client>,
     pub(crate) table: String,
     /// The app's key namespace (see `keys`): `""` for the default app.
     pub(crate) ns: String,
@@ -120,11 +120,15 @@ pub(crate) fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadat
 impl DynamoStore {
     /// The store of the default app.
     pub fn new(client: Client, table: String) -> Self {
-        Self::for_app(client, table, None)
+        Self::for_app(crate::lazy::LazyClient::ready(client), table, None)
     }
 
     /// The store of one app (`None`: the default app).
-    pub fn for_app(client: Client, table: String, app: Option<&str>) -> Self {
+    pub fn for_app(
+        client: crate::lazy::LazyClient<Client>,
+        table: String,
+        app: Option<&str>,
+    ) -> Self {
         DynamoStore {
             client,
             table,
