@@ -33,7 +33,7 @@ sam-invoke:
 
 ## Optimised build, then cold start against the floor, footprint, latency, AWS calls, fan-out, CPU
 ## (time and callgrind instructions), cost -> docs/BENCHMARKS.md. BENCH_COLD=1 in the bench's
-## environment runs the cold-start table alone.
+## environment runs the cold-start tables alone; BENCH_STARTS=51 starts each row 51 times (default 15).
 bench:
 	infra/local/stack.sh bench
 
