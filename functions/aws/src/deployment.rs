@@ -97,8 +97,8 @@ pub fn https_client_trusting(roots: TrustRoots) -> aws_sdk_dynamodb::config::Sha
 /// chain's first links would take them, without the rest of the chain
 /// (profile files, SSO, IMDS) — a third of a millisecond of every cold
 /// start (docs/BENCHMARKS.md, "Where init goes"). Anywhere else (no region
-/// or no key in the environment, or `AWS_PROFILE` naming a profile), the
-/// whole default chain.
+/// or no key in the environment, `AWS_PROFILE` naming a profile, or a
+/// service's own `AWS_ENDPOINT_URL_<SERVICE>`), the whole default chain.
 pub async fn load_sdk_config() -> SdkConfig {
     let retry = RetryConfig::standard().with_max_attempts(3);
     let timeouts = TimeoutConfig::builder()
@@ -108,8 +108,16 @@ pub async fn load_sdk_config() -> SdkConfig {
         .build();
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"));
-    let from_environment =
-        region.is_some() && env("AWS_ACCESS_KEY_ID").is_some() && env("AWS_PROFILE").is_none();
+    // A service's own endpoint (`AWS_ENDPOINT_URL_DYNAMODB`, …) is the
+    // default chain's to honour.
+    let service_endpoint = std::env::vars_os().any(|(k, _)| {
+        k.to_str()
+            .is_some_and(|k| k.starts_with("AWS_ENDPOINT_URL_"))
+    });
+    let from_environment = region.is_some()
+        && env("AWS_ACCESS_KEY_ID").is_some()
+        && env("AWS_PROFILE").is_none()
+        && !service_endpoint;
     if !from_environment {
         return aws_config::defaults(BehaviorVersion::latest())
             .http_client(https_client())
