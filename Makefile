@@ -68,7 +68,7 @@ fmt:
 deploy-tools:
 	infra/local/stack.sh deploy-tools
 
-## Release arm64 bootstraps for every function, as `sam build` makes them (~19 min from clean on 2 cores).
+## Release arm64 bootstraps for every function, as `sam build` makes them (~9 min from a fresh clone on 2 cores).
 package: deploy-tools
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/.venv-deploy/bin:$$PATH" .venv-deploy/bin/sam build
