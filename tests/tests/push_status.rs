@@ -66,6 +66,14 @@ async fn owner() -> Owner {
 }
 
 impl Owner {
+    /// A PATCH of the iPhone with `body`.
+    async fn patch_iphone(&self, body: Value) -> Reply {
+        let path = format!("device/apns/{}/", id(&self.iphone));
+        self.api
+            .send("PATCH", &path, Some(&self.account.key), Body::Json(body))
+            .await
+    }
+
     async fn iphone_push(&self) -> Value {
         push_of(&self.api, &self.account, "apns", id(&self.iphone)).await
     }
@@ -165,16 +173,7 @@ async fn a_rejected_token_shows_disabled_with_the_reason_until_the_app_registers
     );
     assert_eq!(o.iphone_push().await["last_error"]["reason"], INVALID_TOKEN);
     // The owner's `inactive` wins over the push service's verdict.
-    let path = format!("device/apns/{}/", id(&o.iphone));
-    let r = o
-        .api
-        .send(
-            "PATCH",
-            &path,
-            Some(&o.account.key),
-            Body::Json(json!({"active": false})),
-        )
-        .await;
+    let r = o.patch_iphone(json!({"active": false})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["push"]["state"], "inactive");
     assert_eq!(r.json["push"]["last_error"]["reason"], INVALID_TOKEN);
@@ -204,15 +203,7 @@ async fn a_rejected_token_shows_disabled_with_the_reason_until_the_app_registers
     );
     assert_eq!(o.iphone_push().await["state"], "disabled");
     let fresh = apns_token();
-    let r = o
-        .api
-        .send(
-            "PATCH",
-            &path,
-            Some(&o.account.key),
-            Body::Json(json!({"registration_id": fresh})),
-        )
-        .await;
+    let r = o.patch_iphone(json!({"registration_id": fresh})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["active"], true);
     assert_eq!(r.json["push"]["state"], "unconfirmed");
@@ -288,16 +279,7 @@ async fn an_owner_turning_a_disabled_device_on_again_enables_its_endpoint() {
     let o = owner().await;
     o.apns_rejects().await;
     assert!(!only_endpoint(&o.iphone_token).await.enabled);
-    let path = format!("device/apns/{}/", id(&o.iphone));
-    let r = o
-        .api
-        .send(
-            "PATCH",
-            &path,
-            Some(&o.account.key),
-            Body::Json(json!({"active": true})),
-        )
-        .await;
+    let r = o.patch_iphone(json!({"active": true})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["push"]["state"], "unconfirmed");
     assert_eq!(r.json["push"]["last_error"]["reason"], INVALID_TOKEN);

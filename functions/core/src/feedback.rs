@@ -137,7 +137,7 @@ pub async fn handle(deps: &Deps, event: &EndpointEvent) -> Result<Outcome, PortE
         return Ok(Outcome::Ignored);
     }
     let app = deps.settings.app_of_endpoint(arn);
-    let environment = Platform::of_arn(arn).map_or("unknown", Platform::environment);
+    let environment = Platform::environment_of_arn(arn);
     let mut tally = metrics::Tally::default();
     match deps.push.endpoint_enabled(arn).await? {
         Some(false) => {}
@@ -274,7 +274,7 @@ async fn judge(
     loop {
         let verdict = if let Some(kept) = device.survivor(arn) {
             // One of its two environments is dead: it is in the other.
-            let kept = Platform::of_arn(kept).map_or("unknown", Platform::environment);
+            let kept = Platform::environment_of_arn(kept);
             (
                 crate::devices::settle_environment(deps, &device, arn, None).await,
                 Judged::Settled(kept),

@@ -278,13 +278,7 @@ pub async fn deliver(
     .await;
     for (device, result) in dead.iter().zip(deactivated) {
         for arn in device.endpoints() {
-            let environment = Platform::of_arn(arn).map_or("unknown", Platform::environment);
-            let at = [
-                ("App", app),
-                ("Environment", environment),
-                ("Reason", DISABLED_AT_PUBLISH),
-            ];
-            delivery.by_app.add("EndpointsDisabled", &at, 1);
+            count_disabled(&mut delivery.by_app, app, arn);
         }
         match result {
             Ok(done) => {
@@ -303,13 +297,7 @@ pub async fn deliver(
         }
     }
     for ((device, arn, mark), result) in settling.iter().zip(settled) {
-        let environment = Platform::of_arn(arn).map_or("unknown", Platform::environment);
-        let at = [
-            ("App", app),
-            ("Environment", environment),
-            ("Reason", DISABLED_AT_PUBLISH),
-        ];
-        delivery.by_app.add("EndpointsDisabled", &at, 1);
+        count_disabled(&mut delivery.by_app, app, arn);
         match result {
             Ok(done) => {
                 delivery.settled += usize::from(done);
@@ -343,6 +331,16 @@ pub async fn deliver(
         }
     }
     Ok(delivery)
+}
+
+/// One endpoint a knock's publish found disabled, in the per-app metrics.
+fn count_disabled(tally: &mut metrics::Tally, app: &str, arn: &str) {
+    let at = [
+        ("App", app),
+        ("Environment", Platform::environment_of_arn(arn)),
+        ("Reason", DISABLED_AT_PUBLISH),
+    ];
+    tally.add("EndpointsDisabled", &at, 1);
 }
 
 /// What a knock did for one device.

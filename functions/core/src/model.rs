@@ -91,6 +91,12 @@ impl Platform {
         }
     }
 
+    /// The environment of the platform an endpoint's or application's ARN
+    /// names; `unknown` for an ARN of no platform.
+    pub fn environment_of_arn(arn: &str) -> &'static str {
+        Platform::of_arn(arn).map_or("unknown", Platform::environment)
+    }
+
     pub fn environment(self) -> &'static str {
         match self {
             Platform::Apns => "production",
