@@ -352,8 +352,8 @@ pub fn build_deployment(sdk: &SdkConfig, config: &AppConfig) -> Deployment {
         by_name.insert(app.name.clone(), deps(app, Some(&app.name)));
     }
     crate::startup::mark("ports");
-    dynamo.warm();
-    sns.warm();
+    // DynamoDB first: a knock's first call is to the table.
+    crate::lazy::warm_in_turn(vec![dynamo.force_later(), sns.force_later()]);
     Deployment {
         default_app,
         by_name,

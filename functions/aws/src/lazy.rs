@@ -32,12 +32,44 @@ impl<C: Send + Sync + 'static> LazyClient<C> {
 
     /// Builds it now, on a thread of its own, unless it is built already.
     pub fn warm(&self) {
+        warm_in_turn(vec![self.force_later()]);
+    }
+
+    /// What builds it, unless it is built already, to run elsewhere.
+    pub fn force_later(&self) -> Box<dyn FnOnce() + Send> {
         let this = self.clone();
-        std::thread::spawn(move || {
+        Box::new(move || {
             LazyLock::force(&this.0);
-        });
+        })
     }
 }
+
+/// Builds clients in turn, in the order given, on one thread of their own
+/// at the lowest priority: one thread rather than one each, as a second
+/// thread costs a start-up its own stack and allocator arena, and the
+/// lowest priority so that the start-up and a first request that needs no
+/// client get the CPU first (docs/BENCHMARKS.md, "Cold start"). A request
+/// that needs a client waits for it, and then leaves the CPU to this thread.
+pub fn warm_in_turn(builds: Vec<Box<dyn FnOnce() + Send>>) {
+    std::thread::spawn(move || {
+        lowest_priority();
+        for build in builds {
+            build();
+        }
+    });
+}
+
+/// This thread at the lowest priority (`nice` 19): while another thread of
+/// the process can run, it gets the CPU; a thread waiting for this one's
+/// client does not run, and leaves the CPU to it.
+#[cfg(target_os = "linux")]
+fn lowest_priority() {
+    let tid = rustix::thread::gettid();
+    let _ = rustix::process::setpriority_process(Some(tid), 19);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lowest_priority() {}
 
 impl<C> Deref for LazyClient<C> {
     type Target = C;

@@ -137,6 +137,12 @@ async fn main() {
             &profiles.init,
         ),
         (
+            "feedback's init ≤ 1.5 × the lambda_runtime floor's".to_string(),
+            format!("{:.2}×", cold.feedback_init_ratio),
+            cold.feedback_init_ratio <= 1.5,
+            &profiles.feedback_init,
+        ),
+        (
             "feedback's first response ≤ 1.5 × the lambda_runtime floor's".to_string(),
             format!("{:.2}×", cold.feedback_ratio),
             cold.feedback_ratio <= 1.5,

@@ -307,29 +307,49 @@ async fn run(
     }
 }
 
-/// Medians over 15 fresh starts of a bootstrap answering `event`: (init,
-/// first response), in ms.
-/// `expect`: what the first answer must contain (it is checked, so that a
-/// function that failed fast is not timed as a fast one).
-async fn cold(
-    binary: &str,
-    function: &str,
-    event: &Value,
-    env: &[(&str, &str)],
-    expect: &str,
-) -> (f64, f64) {
-    let (mut init, mut first) = (Vec::new(), Vec::new());
-    for _ in 0..starts() {
-        let run = run_bootstrap(binary, function, vec![event.clone()], env).await;
-        assert!(
-            run.first_answer.contains(expect),
-            "{function}: expected {expect:?} in {}",
-            run.first_answer
-        );
-        init.push(run.init_ms);
-        first.push(run.first_ms);
+/// One row of the cold-start table: a bootstrap started fresh, answering
+/// `event`, its first answer checked against `expect` (so that a function
+/// that failed fast is not timed as a fast one).
+struct ColdRow {
+    label: String,
+    binary: String,
+    function: &'static str,
+    event: Value,
+    env: Vec<(&'static str, String)>,
+    expect: &'static str,
+}
+
+/// Medians of (init, first response), in ms, of every row over [`starts`]
+/// rounds. The rows are interleaved: each round starts every row once, in
+/// an order rotated from round to round, after one untimed start of each
+/// (the page cache). A drift of the machine over the minutes a table takes
+/// then falls on the floors and the functions alike, instead of on whichever
+/// rows ran while it lasted.
+async fn cold_rows(rows: &[ColdRow]) -> Vec<(f64, f64)> {
+    let mut times = vec![(Vec::new(), Vec::new()); rows.len()];
+    for round in 0..=starts() {
+        for k in 0..rows.len() {
+            let i = (round + k) % rows.len();
+            let row = &rows[i];
+            let env: Vec<(&str, &str)> = row.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let run = run_bootstrap(&row.binary, row.function, vec![row.event.clone()], &env).await;
+            assert!(
+                run.first_answer.contains(row.expect),
+                "{}: expected {:?} in {}",
+                row.label,
+                row.expect,
+                run.first_answer
+            );
+            if round > 0 {
+                times[i].0.push(run.init_ms);
+                times[i].1.push(run.first_ms);
+            }
+        }
     }
-    (percentile(&mut init, 0.5), percentile(&mut first, 0.5))
+    times
+        .into_iter()
+        .map(|(mut init, mut first)| (percentile(&mut init, 0.5), percentile(&mut first, 0.5)))
+        .collect()
 }
 
 /// Fresh starts per row: `BENCH_STARTS`, default 15 (the 51 for the
@@ -426,51 +446,50 @@ pub struct ColdStart {
     /// multiple of the `lambda_http` floor's.
     pub init_ratio: f64,
     pub first_ratio: f64,
-    /// The feedback function's first response against the `lambda_runtime` floor's.
+    /// The feedback function's init and first response against the
+    /// `lambda_runtime` floor's.
+    pub feedback_init_ratio: f64,
     pub feedback_ratio: f64,
 }
 
 /// The cold-start table: every function and the floors, measured side by
-/// side in this run (median of 15 fresh starts each).
+/// side in this run, interleaved ([`cold_rows`]).
 pub async fn cold_starts(out: &mut String, release: &str) -> ColdStart {
-    writeln!(out, "\n## Cold start against the floor\n\nEach `bootstrap` started fresh against a Lambda Runtime API stub, median of {} starts (x86_64, `perf` profile): **init** = process start to its first `GET …/invocation/next` (configuration read, AWS clients built); **first response** = to the answer of a first request that needs no AWS call. The floors are the smallest functions possible with the same crates and profile (`infra/floor`): `lambda_http` answering a constant (for the HTTP functions), `lambda_runtime` answering a constant (for `feedback`), measured in the same run. Ratio = function ÷ its floor. The functions trust AWS's roots alone, compiled in (`TLS_TRUST_ROOTS=built-in`, `push_aws::deployment::AWS_ROOTS_PEM`); the last two rows start `knock` with the operator's switch to the system's store (`TLS_TRUST_ROOTS=system`: its CA bundle alone, `push_aws::lambda::prefer_one_ca_bundle`), and with that switch and no root at all: the span is what the roots cost.\n\n| function | init | × floor | first response | × floor |\n| --- | ---: | ---: | ---: | ---: |", starts()).ok();
+    writeln!(out, "\n## Cold start against the floor\n\nEach `bootstrap` started fresh against a Lambda Runtime API stub, median of {} starts (x86_64, `perf` profile): **init** = process start to its first `GET …/invocation/next` (configuration read, AWS clients built); **first response** = to the answer of a first request that needs no AWS call. The rows are interleaved: each round starts every row once, in a rotated order, after one untimed start of each, so the floors and the functions share the machine's drift. The floors are the smallest functions possible with the same crates, profile and link (`infra/floor`, linked at a fixed address like the functions: `functions/build/fixed-address.rs`): `lambda_http` answering a constant (for the HTTP functions), `lambda_runtime` answering a constant (for `feedback`). Ratio = function ÷ its floor. The functions trust AWS's roots alone, compiled in (`TLS_TRUST_ROOTS=built-in`, `push_aws::deployment::AWS_ROOTS_PEM`); the last two rows start `knock` with the operator's switch to the system's store (`TLS_TRUST_ROOTS=system`: its CA bundle alone, `push_aws::lambda::prefer_one_ca_bundle`), and with that switch and no root at all: the span is what the roots cost.\n\n| function | init | × floor | first response | × floor |\n| --- | ---: | ---: | ---: | ---: |", starts()).ok();
     let http_event = event_for("knock");
-    let sns_event = event_for("feedback");
-    let http_floor = cold(
-        &format!("{release}/floor-http"),
-        "floor-http",
-        &http_event,
-        &[],
-        "\"statusCode\":200",
-    )
-    .await;
-    let runtime_floor = cold(
-        &format!("{release}/floor-runtime"),
-        "floor-runtime",
-        &sns_event,
-        &[],
-        "records",
-    )
-    .await;
-    let mut result = ColdStart {
-        init_ratio: 0.0,
-        first_ratio: 0.0,
-        feedback_ratio: 0.0,
+    let row = |label: &str,
+               binary: &str,
+               function: &'static str,
+               event: Value,
+               env: Vec<(&'static str, String)>,
+               expect: &'static str| ColdRow {
+        label: label.to_string(),
+        binary: format!("{release}/{binary}"),
+        function,
+        event,
+        env,
+        expect,
     };
-    for (name, floor) in [("floor-http", http_floor), ("floor-runtime", runtime_floor)] {
-        writeln!(
-            out,
-            "| *{name}* | {:.1} ms | 1.00× | {:.1} ms | 1.00× |",
-            floor.0, floor.1
-        )
-        .ok();
-    }
+    // 0 and 1: the floors; then the functions, in FUNCTIONS's order.
+    let mut rows = vec![
+        row(
+            "*floor-http*",
+            "floor-http",
+            "floor-http",
+            http_event.clone(),
+            vec![],
+            "\"statusCode\":200",
+        ),
+        row(
+            "*floor-runtime*",
+            "floor-runtime",
+            "floor-runtime",
+            event_for("feedback"),
+            vec![],
+            "records",
+        ),
+    ];
     for f in FUNCTIONS {
-        let floor = if *f == "feedback" {
-            runtime_floor
-        } else {
-            http_floor
-        };
         // pubsub/ answers 200, accounts/ and tokens/ without a key 401,
         // feedback its records.
         let expect = match *f {
@@ -478,19 +497,7 @@ pub async fn cold_starts(out: &mut String, release: &str) -> ColdStart {
             "feedback" => "records",
             _ => "\"statusCode\":401",
         };
-        let (init, first) = cold(&format!("{release}/{f}"), f, &event_for(f), &[], expect).await;
-        let (ri, rf) = (init / floor.0, first / floor.1);
-        if *f == "feedback" {
-            result.feedback_ratio = rf;
-        } else {
-            result.init_ratio = result.init_ratio.max(ri);
-            result.first_ratio = result.first_ratio.max(rf);
-        }
-        writeln!(
-            out,
-            "| {f} | {init:.1} ms | {ri:.2}× | {first:.1} ms | {rf:.2}× |"
-        )
-        .ok();
+        rows.push(row(f, f, f, event_for(f), vec![], expect));
     }
     // The first knock of a fresh instance, its AWS calls answered at once by
     // a stub: the SDK's first-call costs (no target yet).
@@ -501,31 +508,24 @@ pub async fn cold_starts(out: &mut String, release: &str) -> ColdStart {
         None,
         Some(json!({ "token": crate::stub::TOKEN })),
     );
-    let stub_env = [
-        ("AWS_ENDPOINT_URL", stub.as_str()),
-        ("AWS_ACCESS_KEY_ID", "bench"),
-        ("AWS_SECRET_ACCESS_KEY", "bench"),
-        ("AWS_REGION", "us-east-1"),
+    let stub_env = vec![
+        ("AWS_ENDPOINT_URL", stub.clone()),
+        ("AWS_ACCESS_KEY_ID", "bench".into()),
+        ("AWS_SECRET_ACCESS_KEY", "bench".into()),
+        ("AWS_REGION", "us-east-1".into()),
         (
             "APNS_PLATFORM_APPLICATION_ARN",
-            "arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/app",
+            "arn:aws:sns:us-east-1:123456789012:app/APNS_SANDBOX/app".into(),
         ),
     ];
-    let (init, first) = cold(
-        &format!("{release}/knock"),
+    rows.push(row(
+        "knock, a first *knock* (1 device), DynamoDB and SNS answered at once by a stub",
         "knock",
-        &knock_event,
-        &stub_env,
+        "knock",
+        knock_event,
+        stub_env,
         "\"statusCode\":202",
-    )
-    .await;
-    writeln!(
-        out,
-        "| knock, a first *knock* (1 device), DynamoDB and SNS answered at once by a stub | {init:.1} ms | {:.2}× | {first:.1} ms | {:.2}× |",
-        init / http_floor.0,
-        first / http_floor.1
-    )
-    .ok();
+    ));
     // What the trusted roots cost: the functions trust AWS's five, compiled
     // in; the operator's switch to the system's store reads its CA bundle
     // (~140 roots); with no root at all (an empty directory, the bundle
@@ -533,28 +533,52 @@ pub async fn cold_starts(out: &mut String, release: &str) -> ColdStart {
     let empty = std::env::temp_dir().join("bench-empty-cert-dir");
     let _ = std::fs::create_dir_all(&empty);
     let empty = empty.to_string_lossy().to_string();
-    let knock = format!("{release}/knock");
-    let system = [("TLS_TRUST_ROOTS", "system")];
-    let none = [
-        ("TLS_TRUST_ROOTS", "system"),
-        ("SSL_CERT_DIR", empty.as_str()),
-    ];
-    for (label, env) in [
-        (
-            "knock, `TLS_TRUST_ROOTS=system` (the system's CA bundle, ~140 roots)",
-            &system[..],
-        ),
-        (
-            "knock, `TLS_TRUST_ROOTS=system` and no root at all (an empty certificate directory)",
-            &none[..],
-        ),
-    ] {
-        let (init, first) = cold(&knock, "knock", &http_event, env, "\"statusCode\":200").await;
+    let system = ("TLS_TRUST_ROOTS", "system".to_string());
+    rows.push(row(
+        "knock, `TLS_TRUST_ROOTS=system` (the system's CA bundle, ~140 roots)",
+        "knock",
+        "knock",
+        http_event.clone(),
+        vec![system.clone()],
+        "\"statusCode\":200",
+    ));
+    rows.push(row(
+        "knock, `TLS_TRUST_ROOTS=system` and no root at all (an empty certificate directory)",
+        "knock",
+        "knock",
+        http_event,
+        vec![system, ("SSL_CERT_DIR", empty)],
+        "\"statusCode\":200",
+    ));
+    let times = cold_rows(&rows).await;
+    let mut result = ColdStart {
+        init_ratio: 0.0,
+        first_ratio: 0.0,
+        feedback_init_ratio: 0.0,
+        feedback_ratio: 0.0,
+    };
+    for (row, &(init, first)) in rows.iter().zip(&times) {
+        let floor = if row.function == "feedback" || row.function == "floor-runtime" {
+            times[1]
+        } else {
+            times[0]
+        };
+        let (ri, rf) = (init / floor.0, first / floor.1);
+        match row.label.as_str() {
+            "feedback" => {
+                result.feedback_init_ratio = ri;
+                result.feedback_ratio = rf;
+            }
+            "register" | "tokens" | "knock" => {
+                result.init_ratio = result.init_ratio.max(ri);
+                result.first_ratio = result.first_ratio.max(rf);
+            }
+            _ => {}
+        }
         writeln!(
             out,
-            "| {label} | {init:.1} ms | {:.2}× | {first:.1} ms | {:.2}× |",
-            init / http_floor.0,
-            first / http_floor.1
+            "| {} | {init:.1} ms | {ri:.2}× | {first:.1} ms | {rf:.2}× |",
+            row.label
         )
         .ok();
     }
