@@ -43,6 +43,11 @@ while the emulator runs (below, "Control").
   0): every DynamoDB or SNS call waits `FIXED` or `FIXED+RANDOM` ms (`1900`;
   `0+40` is 0 ms plus a uniform 0..40 ms) before it is served, outside the
   emulator's lock: concurrent calls overlap and finish in varied order.
+- **Slow transactions** (EMULATOR_TRANSACTION_TIME_MS, default 0): a
+  `TransactWriteItems` with a `ClientRequestToken`, once it is in flight,
+  takes that long before it is applied (outside the emulator's lock), as a
+  transaction slow inside DynamoDB: an SDK retry of it meanwhile (after its
+  attempt timed out) gets `TransactionInProgressException`.
 - **Index lag** (EMULATOR_INDEX_LAG_MS, default 0): a `Query` of a global
   secondary index does not see items written within that many milliseconds.
 - **Refused push tokens** (EMULATOR_REFUSED_TOKEN_PREFIX, default off): SNS
@@ -56,7 +61,7 @@ Control: `GET /fidelity/settings` answers every switch as JSON;
 
     {"conflicts": true, "fault_rate": 0.0, "applied_fault_rate": 0.0,
      "applied_timeout_share": 0.1, "applied_timeout_ms": 2500,
-     "idempotency_window_s": 600, "index_lag_ms": 0,
+     "idempotency_window_s": 600, "transaction_time_ms": 0, "index_lag_ms": 0,
      "dynamodb_latency_ms": "0", "sns_latency_ms": "0+40",
      "refused_token_prefix": ""}
 
@@ -178,6 +183,7 @@ SWITCHES = {
     "applied_timeout_share": ("EMULATOR_APPLIED_TIMEOUT_SHARE", "0.1", _probability, float),
     "applied_timeout_ms": ("EMULATOR_APPLIED_TIMEOUT_MS", "2500", _ms, _plain),
     "idempotency_window_s": ("EMULATOR_IDEMPOTENCY_WINDOW_S", "600", _ms, _plain),
+    "transaction_time_ms": ("EMULATOR_TRANSACTION_TIME_MS", "0", _ms, _plain),
     "index_lag_ms": ("EMULATOR_INDEX_LAG_MS", "0", _ms, _plain),
     "dynamodb_latency_ms": ("EMULATOR_DYNAMODB_LATENCY_MS", "0", _latency, _show_latency),
     "sns_latency_ms": ("EMULATOR_SNS_LATENCY_MS", "0", _latency, _show_latency),
@@ -221,13 +227,14 @@ class Fidelity:
         s = self.settings
         return (
             "conflicts {}, fault rate {}, applied fault rate {} ({} of them held {} ms), "
-            "index lag {} ms, latency DynamoDB {} ms, SNS {} ms"
+            "transactions {} ms, index lag {} ms, latency DynamoDB {} ms, SNS {} ms"
         ).format(
             "on" if s["conflicts"] else "off",
             s["fault_rate"],
             s["applied_fault_rate"],
             s["applied_timeout_share"],
             _plain(s["applied_timeout_ms"]),
+            _plain(s["transaction_time_ms"]),
             _plain(s["index_lag_ms"]),
             _show_latency(s["dynamodb_latency_ms"]),
             _show_latency(s["sns_latency_ms"]),
@@ -314,6 +321,8 @@ class Fidelity:
                 return refused
         answer = None
         try:
+            if token is not None:
+                delay((s["transaction_time_ms"], 0))
             answer = self.apply(op, request, environ, s)
         finally:
             if token is not None:

@@ -168,7 +168,7 @@ def control_endpoint_shape():
     assert s == {
         "conflicts": True, "fault_rate": 0.0, "applied_fault_rate": 0.0,
         "applied_timeout_share": 0.1, "applied_timeout_ms": 2500,
-        "idempotency_window_s": 600, "index_lag_ms": 0,
+        "idempotency_window_s": 600, "transaction_time_ms": 0, "index_lag_ms": 0,
         "dynamodb_latency_ms": "0", "sns_latency_ms": "0",
         "refused_token_prefix": "",
     }, s
@@ -322,6 +322,35 @@ def same_token_in_flight_is_in_progress():
             return
         assert sorted(answers.values()) == ["ok", "ok"], answers
     raise AssertionError("never saw TransactionInProgressException")
+
+
+@check
+def slow_transaction_in_progress_until_it_lands():
+    db = client("dynamodb")
+    table = new_table(db)
+    settings(transaction_time_ms=600)
+    try:
+        request = dict(TransactItems=[add(table, "i")], ClientRequestToken=str(uuid.uuid4()))
+        answers = {}
+
+        def send():
+            db.transact_write_items(**request)
+            answers["first"] = "ok"
+
+        first = threading.Thread(target=send)
+        first.start()
+        time.sleep(0.2)
+        try:
+            db.transact_write_items(**request)
+            answers["meanwhile"] = "ok"
+        except botocore.exceptions.ClientError as e:
+            answers["meanwhile"] = code_of(e)[0]
+        first.join(10)
+        assert answers == {"first": "ok", "meanwhile": "TransactionInProgressException"}, answers
+        db.transact_write_items(**request)  # once landed: its answer, not applied again
+        assert counter(db, table, "i") == 1, counter(db, table, "i")
+    finally:
+        settings(transaction_time_ms=0)
 
 
 @check

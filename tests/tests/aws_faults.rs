@@ -7,6 +7,8 @@
 //! - with every AWS call slow (just under and just over the SDK's 2 s
 //!   attempt timeout), every route answers within its function's 10 s
 //!   timeout: its normal answer or `503` with `Retry-After`;
+//! - a transaction still in flight when the SDK's retries of it arrive
+//!   (`TransactionInProgressException`) is answered as it lands;
 //! - a write applied whose answer was lost, which the SDK then retries,
 //!   counts once and never fails (or turns into another answer) because of
 //!   its own first attempt.
@@ -415,6 +417,38 @@ mod own_stack {
         }
         emulator.set(json!({"fault_rate": 0.0})).await;
         assert!(statuses.contains(&201), "{statuses:?}");
+    }
+
+    /// A transaction slow inside DynamoDB, past the SDK's 2 s attempt
+    /// timeout: the SDK's retries of it meet it in progress
+    /// (`TransactionInProgressException`). The token creation still answers
+    /// `201` with the token that landed, in time, and it is the only token
+    /// made (none left behind by a `503`, none stored twice).
+    #[tokio::test]
+    async fn a_transaction_outlasting_its_attempts_is_answered_as_it_lands() {
+        let emulator = quiet_emulator().await;
+        let url = emulator.url();
+        let router = Router::start(&[("AWS_ENDPOINT_URL", url.as_str())]).await;
+        let api = &router.api;
+        let account = api.signup().await;
+        let device = api.device(&account, "apns", &apns_token()).await;
+        let device_id = device["id"].as_str().expect("device id").to_string();
+        emulator.set(json!({"transaction_time_ms": 4_500})).await;
+        let started = Instant::now();
+        let r = api
+            .post(
+                "tokens/",
+                Some(&account.key),
+                Body::Json(json!({"apns_device": device_id})),
+            )
+            .await;
+        let elapsed = started.elapsed();
+        emulator.set(json!({"transaction_time_ms": 0})).await;
+        assert_eq!(r.status, 201, "after {elapsed:?}: {}", r.text);
+        assert!(elapsed < FUNCTION_TIMEOUT, "answered after {elapsed:?}");
+        let listed = api.get("tokens/", Some(&account.key)).await;
+        assert_eq!(listed.json["count"], 1, "{}", listed.text);
+        assert_eq!(listed.json["results"][0]["token"], r.json["token"]);
     }
 
     /// On a stack of its own: every request at once.

@@ -19,7 +19,7 @@ mod tokens;
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -276,12 +276,57 @@ impl DynamoStore {
         items: Vec<TransactWriteItem>,
     ) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>>
     {
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map(|_| ())
+        // The token is ours, not the SDK's (which makes one per call): sent
+        // again, this is the same transaction to DynamoDB, which answers a
+        // token it has applied with that first answer, applying nothing.
+        let token = push_core::secrets::random_hex(16);
+        let mut pause = FIRST_RESEND_PAUSE;
+        let mut resends = 0;
+        loop {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
+            match sent {
+                // An attempt of ours that timed out is still in flight (the
+                // SDK's own retries met it): once it lands, this very
+                // transaction sent again gets its answer. Answering `503`
+                // instead would tell the client a write failed that lands.
+                Err(err)
+                    if err.code() == Some(IN_PROGRESS) && another_send_fits(pause, resends) =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_RESEND_PAUSE);
+                    resends += 1;
+                }
+                sent => return sent.map(|_| ()),
+            }
+        }
+    }
+}
+
+/// DynamoDB's answer to a transaction whose `ClientRequestToken` is in
+/// flight: an earlier attempt of it has not landed yet.
+const IN_PROGRESS: &str = "TransactionInProgressException";
+
+/// The pauses before a transaction still in progress is sent again: the
+/// first, and the cap of the doubling ones.
+const FIRST_RESEND_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+const MAX_RESEND_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Outside any request's budget (the router's set-up), at most this many.
+const MAX_RESENDS: u32 = 8;
+
+/// Whether a transaction still in progress may be sent again after `pause`:
+/// if the request's budget then still holds a whole attempt and the answer
+/// ([`push_core::retry::RESERVE`]).
+fn another_send_fits(pause: std::time::Duration, resends: u32) -> bool {
+    match push_core::budget::remaining() {
+        Some(left) => left > pause + push_core::retry::RESERVE,
+        None => resends < MAX_RESENDS,
     }
 }
 
