@@ -433,7 +433,7 @@ mod own_stack {
         let account = api.signup().await;
         let device = api.device(&account, "apns", &apns_token()).await;
         let device_id = device["id"].as_str().expect("device id").to_string();
-        emulator.set(json!({"transaction_time_ms": 4_500})).await;
+        emulator.set(json!({"transaction_time_ms": 5_500})).await;
         let started = Instant::now();
         let r = api
             .post(
